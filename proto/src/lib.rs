@@ -1,0 +1,17 @@
+//! Everything the btfvm host and its guest agent agree on: the plan the host
+//! writes into the initramfs, the step vocabulary of scenarios, the messages
+//! the agent sends back, and how they are framed on the wire.
+
+pub mod condition;
+pub mod config;
+pub mod frame;
+pub mod message;
+pub mod plan;
+pub mod step;
+
+pub use condition::{Condition, KernelFacts, KernelVersion};
+pub use config::KernelConfig;
+pub use frame::{encode, Decoder, FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+pub use message::{BtfObject, LoadRecord, Message, Observations, Outcome, SysfsEntry};
+pub use plan::{ModuleEntry, Plan, PlannedScenario};
+pub use step::{Expect, LoadArgs, ModuleArg, Step, UnloadArgs, Variant, When};

@@ -1,0 +1,80 @@
+//! Messages from the guest agent to the host.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// First message of a boot: the agent runs and read its plan.
+    Hello {
+        agent: String,
+        release: String,
+        uptime_ms: u64,
+        scenarios: u32,
+    },
+    ScenarioStarted {
+        name: String,
+    },
+    ScenarioFinished {
+        name: String,
+        outcome: Outcome,
+        duration_ms: u64,
+        observations: Observations,
+    },
+    /// The agent cannot go on (plan unreadable, /dev missing...).
+    Fatal {
+        message: String,
+    },
+    /// Last message: everything ran; the agent powers off next.
+    Done {
+        uptime_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Failed { message: String },
+    Ignored { reason: String },
+}
+
+/// What the guest saw during a scenario, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observations {
+    /// Every BTF object at the end of the scenario.
+    pub btf_objects: Vec<BtfObject>,
+    /// /sys/kernel/btf at the end of the scenario.
+    pub sysfs_btf: Vec<SysfsEntry>,
+    /// Each module load and unload, in order.
+    pub loads: Vec<LoadRecord>,
+    /// Kernel log lines printed during the scenario.
+    pub kmsg: Vec<String>,
+    /// Facts the checks established (IDs, sizes, type ranges).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtfObject {
+    pub id: u32,
+    pub name: String,
+    pub kernel_btf: bool,
+    pub btf_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysfsEntry {
+    pub name: String,
+    pub size: u64,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadRecord {
+    /// "load" or "unload".
+    pub op: String,
+    pub module: String,
+    pub variant: String,
+    /// 0 on success, else the errno.
+    pub errno: i32,
+}

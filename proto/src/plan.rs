@@ -1,0 +1,47 @@
+//! The plan: what the host asks one boot of the guest to do.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::step::{Step, Variant};
+
+/// Written by the host as `/plan.json` in the initramfs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub protocol: u16,
+    /// Kernel spec name, for messages.
+    pub kernel: String,
+    /// Path of the kernel's .config inside the guest.
+    pub config_path: String,
+    /// What the kernel spec says the config must hold (for
+    /// `expect_spec_config`).
+    pub spec_config: BTreeMap<String, String>,
+    /// Module files by "name" or "name.variant" key.
+    pub modules: BTreeMap<String, ModuleEntry>,
+    pub scenarios: Vec<PlannedScenario>,
+}
+
+impl Plan {
+    pub fn module_key(name: &str, variant: Variant) -> String {
+        match variant {
+            Variant::Plain => name.to_string(),
+            v => format!("{name}.{v}"),
+        }
+    }
+}
+
+/// A module file in the initramfs and the modules to load before it,
+/// leaves first (each a plain key of `Plan::modules`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleEntry {
+    pub name: String,
+    pub file: String,
+    pub deps: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedScenario {
+    pub name: String,
+    pub steps: Vec<Step>,
+}

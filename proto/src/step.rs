@@ -1,0 +1,300 @@
+//! The step vocabulary of scenarios. The host reads it from YAML, the guest
+//! agent receives it as JSON inside the plan and carries it out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::condition::Condition;
+
+/// Which file of a module to load. The host makes the non-plain ones from the
+/// module as shipped (signature cut first: an edited signed module is refused
+/// with EKEYREJECTED).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    #[default]
+    Plain,
+    /// `.BTF` removed from the ELF.
+    NoBtf,
+    /// `.BTF` present but damaged so the kernel's validation rejects it.
+    CorruptBtf,
+}
+
+impl Variant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::NoBtf => "no-btf",
+            Variant::CorruptBtf => "corrupt-btf",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plain" => Ok(Variant::Plain),
+            "no-btf" => Ok(Variant::NoBtf),
+            "corrupt-btf" => Ok(Variant::CorruptBtf),
+            _ => Err(format!(
+                "unknown variant {s:?}: expected plain, no-btf or corrupt-btf"
+            )),
+        }
+    }
+}
+
+/// What a load or unload must return: `ok` or an errno name (`EINVAL`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Expect {
+    #[default]
+    Ok,
+    Errno(String),
+}
+
+impl From<Expect> for String {
+    fn from(e: Expect) -> String {
+        match e {
+            Expect::Ok => "ok".into(),
+            Expect::Errno(n) => n,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "ok" {
+            return Ok(Expect::Ok);
+        }
+        if crate::step::errno_value(&s).is_none() {
+            return Err(de::Error::custom(format!(
+                "unknown expectation {s:?}: expected ok or an errno name such as EINVAL, ENOENT, EEXIST, EKEYREJECTED"
+            )));
+        }
+        Ok(Expect::Errno(s))
+    }
+}
+
+/// The errno names scenarios may expect, with their x86-64 values.
+pub const ERRNOS: &[(&str, i32)] = &[
+    ("EPERM", 1),
+    ("ENOENT", 2),
+    ("ENOEXEC", 8),
+    ("EBADF", 9),
+    ("EAGAIN", 11),
+    ("ENOMEM", 12),
+    ("EFAULT", 14),
+    ("EBUSY", 16),
+    ("EEXIST", 17),
+    ("EINVAL", 22),
+    ("ENOSPC", 28),
+    ("E2BIG", 7),
+    ("ENOSYS", 38),
+    ("EOPNOTSUPP", 95),
+    ("EKEYREJECTED", 129),
+];
+
+pub fn errno_value(name: &str) -> Option<i32> {
+    ERRNOS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+pub fn errno_name(value: i32) -> String {
+    ERRNOS
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map(|(n, _)| n.to_string())
+        .unwrap_or_else(|| format!("errno {value}"))
+}
+
+/// Arguments of `load`: a bare module name or a map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadArgs {
+    pub module: String,
+    #[serde(default)]
+    pub variant: Variant,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// Arguments of `unload`: a bare module name or a map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnloadArgs {
+    pub module: String,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// A module name, the argument of most checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ModuleArg(pub String);
+
+/// `when:` runs `then` if the kernel meets the condition, else `else`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub then: Vec<Step>,
+    #[serde(default, rename = "else")]
+    pub otherwise: Vec<Step>,
+}
+
+impl When {
+    pub fn condition(&self) -> Condition {
+        Condition {
+            config: self.config.clone(),
+            kernel: self.kernel.clone(),
+        }
+    }
+}
+
+/// One step of a scenario. Checks start with `expect_`; a failed check ends
+/// the scenario with a message naming the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Load a module (its dependencies first, leaves first).
+    Load(#[serde(deserialize_with = "load_args")] LoadArgs),
+    /// Unload a module loaded by this scenario.
+    Unload(#[serde(deserialize_with = "unload_args")] UnloadArgs),
+    /// Exactly one kernel BTF named "vmlinux", kernel_btf=1, btf_size equal
+    /// to /sys/kernel/btf/vmlinux, and the same bytes through the object.
+    ExpectVmlinuxBtf,
+    /// One new BTF object named after the module, kernel_btf=1, ID above
+    /// vmlinux's, and /sys/kernel/btf/<module> 0444 with the same bytes.
+    ExpectModuleBtf(ModuleArg),
+    /// The module's BTF parses as split BTF over vmlinux, every reference
+    /// resolves, and at least one lands in vmlinux.
+    ExpectSplitBtf(ModuleArg),
+    /// `expect_module_btf` and `expect_split_btf` for the module and each
+    /// of its dependencies, with distinct IDs and names; fails when the
+    /// module has no dependencies (nothing would be proved).
+    ExpectChainBtf(ModuleArg),
+    /// No BTF object and no /sys/kernel/btf file for the module.
+    ExpectNoModuleBtf(ModuleArg),
+    /// Open an fd on the module's BTF object and keep it.
+    HoldBtfFd(ModuleArg),
+    /// After unload: sysfs file gone, ID gone (GET_FD_BY_ID gives ENOENT),
+    /// name out of the iteration, a held fd still answers GET_INFO.
+    ExpectBtfGone(ModuleArg),
+    /// BPF_BTF_LOAD of a small blob: kernel_btf=0, empty name, no sysfs file.
+    ExpectUserBtf,
+    /// GET_INFO name buffer rules: too small gives ENOSPC with a truncated,
+    /// NUL-terminated name and the full name_len; pointer without length
+    /// gives EINVAL.
+    ExpectNameBuffer,
+    /// A kernel log line since the scenario started contains this text.
+    ExpectKmsg(String),
+    /// The kernel's config has every value the kernel spec expects.
+    ExpectSpecConfig,
+    /// The kernel answers like a pre-5.11 kernel: E2BIG for the extended
+    /// bpf_btf_info, and /sys/kernel/btf lists no module.
+    ExpectPreFeatureBtfInfo,
+    /// Branch on the kernel's config and version.
+    When(When),
+}
+
+impl Step {
+    /// Modules (with variants) any branch of this step may load.
+    pub fn modules(&self, out: &mut Vec<(String, Variant)>) {
+        match self {
+            Step::Load(a) => out.push((a.module.clone(), a.variant)),
+            Step::When(w) => {
+                for s in w.then.iter().chain(&w.otherwise) {
+                    s.modules(out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every module name a step refers to, for checking them against the
+    /// loads of the scenario.
+    pub fn module_name(&self) -> Option<&str> {
+        match self {
+            Step::Load(a) => Some(&a.module),
+            Step::Unload(a) => Some(&a.module),
+            Step::ExpectModuleBtf(m)
+            | Step::ExpectSplitBtf(m)
+            | Step::ExpectChainBtf(m)
+            | Step::ExpectNoModuleBtf(m)
+            | Step::HoldBtfFd(m)
+            | Step::ExpectBtfGone(m) => Some(&m.0),
+            _ => None,
+        }
+    }
+}
+
+/// Module names are Kconfig-style identifiers; anything else (a path, a
+/// glob) is a mistake worth catching when the scenario is read.
+pub fn valid_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 56
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn load_args<'de, D: Deserializer<'de>>(d: D) -> Result<LoadArgs, D::Error> {
+    d.deserialize_any(NameOrMap::<LoadArgs>::new(|m| LoadArgs {
+        module: m,
+        variant: Variant::Plain,
+        expect: Expect::Ok,
+    }))
+}
+
+fn unload_args<'de, D: Deserializer<'de>>(d: D) -> Result<UnloadArgs, D::Error> {
+    d.deserialize_any(NameOrMap::<UnloadArgs>::new(|m| UnloadArgs {
+        module: m,
+        expect: Expect::Ok,
+    }))
+}
+
+/// Accepts `load: dummy` as well as `load: {module: dummy, ...}` with the
+/// map's own error messages (unknown field, missing field) intact, which an
+/// untagged enum would replace with "did not match any variant".
+struct NameOrMap<T> {
+    from_name: fn(String) -> T,
+}
+
+impl<T> NameOrMap<T> {
+    fn new(from_name: fn(String) -> T) -> Self {
+        NameOrMap { from_name }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for NameOrMap<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a module name or a map with `module:` and options")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.from_name)(v.to_string()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}

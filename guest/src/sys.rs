@@ -1,0 +1,201 @@
+//! Raw system calls the agent is about: module loading and bpf(2). Written by
+//! hand on purpose: the exact errno is what the scenarios check, and wrappers
+//! (busybox insmod, libbpf) retry or translate errors.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+pub type Errno = i32;
+
+fn last_errno() -> Errno {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// finit_module(2) with no parameters. The host hands us decompressed ELF,
+/// so no MODULE_INIT_COMPRESSED_FILE is needed (that flag is 5.17+ anyway).
+pub fn finit_module(path: &str) -> Result<(), Errno> {
+    let file = std::fs::File::open(path).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    let params = c"";
+    // SAFETY: fd is open for the duration of the call, params is a valid C string.
+    let r = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(last_errno())
+    }
+}
+
+/// delete_module(2) with O_NONBLOCK: fail with EWOULDBLOCK instead of waiting
+/// for users of the module to go away, so a leak cannot hang the agent.
+pub fn delete_module(name: &str) -> Result<(), Errno> {
+    let name = CString::new(name).map_err(|_| libc::EINVAL)?;
+    // SAFETY: name is a valid C string.
+    let r = unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(last_errno())
+    }
+}
+
+const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
+const BPF_BTF_LOAD: i32 = 18;
+const BPF_BTF_GET_FD_BY_ID: i32 = 19;
+const BPF_BTF_GET_NEXT_ID: i32 = 23;
+
+/// `union bpf_attr`, zeroed; the kernel requires every byte past the fields
+/// of a command to be zero, so the fields are written at their UAPI offsets.
+#[repr(C, align(8))]
+struct Attr([u8; 128]);
+
+impl Attr {
+    fn new() -> Self {
+        Attr([0; 128])
+    }
+    fn u32(mut self, off: usize, v: u32) -> Self {
+        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn u64(mut self, off: usize, v: u64) -> Self {
+        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn get_u32(&self, off: usize) -> u32 {
+        u32::from_ne_bytes([
+            self.0[off],
+            self.0[off + 1],
+            self.0[off + 2],
+            self.0[off + 3],
+        ])
+    }
+}
+
+fn bpf(cmd: i32, attr: &mut Attr) -> Result<i64, Errno> {
+    // SAFETY: attr is a live, writable, fully initialised buffer of the size passed.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), attr.0.len() as u32) };
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r)
+    }
+}
+
+fn owned_fd(r: i64) -> OwnedFd {
+    // SAFETY: the kernel just returned this new fd to us.
+    unsafe { OwnedFd::from_raw_fd(r as RawFd) }
+}
+
+/// BPF_BTF_GET_NEXT_ID: the next BTF object ID after `start`, None at the end.
+pub fn btf_next_id(start: u32) -> Result<Option<u32>, Errno> {
+    let mut a = Attr::new().u32(0, start);
+    match bpf(BPF_BTF_GET_NEXT_ID, &mut a) {
+        Ok(_) => Ok(Some(a.get_u32(4))),
+        Err(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn btf_fd_by_id(id: u32) -> Result<OwnedFd, Errno> {
+    let mut a = Attr::new().u32(0, id);
+    bpf(BPF_BTF_GET_FD_BY_ID, &mut a).map(owned_fd)
+}
+
+/// BPF_BTF_LOAD of a user blob; the kernel's verifier log goes to `log`.
+pub fn btf_load(blob: &[u8], log: &mut [u8]) -> Result<OwnedFd, Errno> {
+    let mut a = Attr::new()
+        .u64(0, blob.as_ptr() as u64)
+        .u64(8, log.as_mut_ptr() as u64)
+        .u32(16, blob.len() as u32)
+        .u32(20, log.len() as u32)
+        .u32(24, if log.is_empty() { 0 } else { 1 });
+    bpf(BPF_BTF_LOAD, &mut a).map(owned_fd)
+}
+
+/// `struct bpf_btf_info` as of 5.11 (name, name_len, kernel_btf added by
+/// commit 5329722057d4); older kernels know only the first 16 bytes.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BtfInfo {
+    pub btf: u64,
+    pub btf_size: u32,
+    pub id: u32,
+    pub name: u64,
+    pub name_len: u32,
+    pub kernel_btf: u32,
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD on a BTF fd. The caller sets the buffer pointers
+/// and lengths in `info`; the kernel fills the rest. On ENOSPC (name buffer
+/// too small) the kernel still copies `info` out, so it is returned with the
+/// error, as the UAPI intends.
+pub fn btf_info(fd: &OwnedFd, info: &mut BtfInfo, info_len: u32) -> Result<(), (Errno, u32)> {
+    let mut a = Attr::new()
+        .u32(0, fd.as_raw_fd() as u32)
+        .u32(4, info_len)
+        .u64(8, info as *mut BtfInfo as u64);
+    let r = bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a);
+    let written = a.get_u32(4);
+    r.map(|_| ()).map_err(|e| (e, written))
+}
+
+pub fn mount(src: &str, target: &str, fstype: &str) -> Result<(), Errno> {
+    let _ = std::fs::create_dir_all(target);
+    let (s, t, f) = (
+        CString::new(src).map_err(|_| libc::EINVAL)?,
+        CString::new(target).map_err(|_| libc::EINVAL)?,
+        CString::new(fstype).map_err(|_| libc::EINVAL)?,
+    );
+    // SAFETY: valid C strings, no data argument.
+    let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, std::ptr::null()) };
+    if r == 0 || last_errno() == libc::EBUSY {
+        Ok(())
+    } else {
+        Err(last_errno())
+    }
+}
+
+pub fn power_off() -> ! {
+    // SAFETY: plain syscalls; as PID 1 we own the machine.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    // Only reached when not allowed to power off: exiting PID 1 panics the
+    // kernel, which panic=-1 and -no-reboot turn into a QEMU exit as well.
+    std::process::exit(1)
+}
+
+/// Serial ports start in cooked mode: without raw mode the tty layer would
+/// turn every \n of a binary frame into \r\n.
+pub fn make_raw(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: termios is plain data; fd is a tty we opened.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(fd, &mut t) != 0 {
+            return Err(last_errno());
+        }
+        libc::cfmakeraw(&mut t);
+        if libc::tcsetattr(fd, libc::TCSANOW, &t) != 0 {
+            return Err(last_errno());
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the UART has sent everything: the last frame must be on the
+/// wire before the agent powers the machine off.
+pub fn drain(fd: RawFd) {
+    // SAFETY: fd is a tty we opened.
+    unsafe {
+        libc::tcdrain(fd);
+    }
+}
+
+pub fn errno_text(e: Errno) -> String {
+    format!(
+        "{} ({})",
+        btfvm_proto::step::errno_name(e),
+        io::Error::from_raw_os_error(e)
+    )
+}

@@ -1,0 +1,70 @@
+//! A kernel on disk: `--kernel PATH` with `--modules` and `--config`, or laid
+//! out the Debian way (`/boot/vmlinuz-<kver>`, `/boot/config-<kver>`,
+//! `/lib/modules/<kver>`).
+
+use std::path::{Path, PathBuf};
+
+use super::bzimage;
+use super::image::KernelImage;
+use super::KernelError;
+
+pub fn resolve(
+    vmlinuz: &Path,
+    modules: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<KernelImage, KernelError> {
+    if !vmlinuz.is_file() {
+        return Err(KernelError::Local(format!(
+            "{}: no such file",
+            vmlinuz.display()
+        )));
+    }
+    let release = bzimage::release_of(vmlinuz).map_err(|e| {
+        KernelError::Local(format!(
+            "{}: not a usable x86 kernel: {e}",
+            vmlinuz.display()
+        ))
+    })?;
+    let dir = vmlinuz.parent().unwrap_or(Path::new("."));
+    let config = match config {
+        Some(c) => c.to_path_buf(),
+        None => {
+            let guess = dir.join(format!("config-{release}"));
+            if !guess.is_file() {
+                return Err(KernelError::Local(format!(
+                    "no kernel config for {}: looked for {}; pass --config FILE",
+                    vmlinuz.display(),
+                    guess.display()
+                )));
+            }
+            guess
+        }
+    };
+    let modules_dir = match modules {
+        Some(m) => m.to_path_buf(),
+        None => PathBuf::from(format!("/lib/modules/{release}")),
+    };
+    if !modules_dir.is_dir() {
+        return Err(KernelError::Local(format!(
+            "modules directory {} does not exist; pass --modules DIR (a lib/modules/<kver> tree)",
+            modules_dir.display()
+        )));
+    }
+    // A modules tree of another kernel loads nothing and wastes a boot.
+    if let Some(name) = modules_dir.file_name().and_then(|n| n.to_str()) {
+        if name.chars().next().is_some_and(|c| c.is_ascii_digit()) && name != release {
+            return Err(KernelError::Local(format!(
+                "{} is for kernel {name}, but {} is {release}",
+                modules_dir.display(),
+                vmlinuz.display()
+            )));
+        }
+    }
+    Ok(KernelImage {
+        vmlinuz: vmlinuz.to_path_buf(),
+        config,
+        modules_dir,
+        origin: format!("{} ({release})", vmlinuz.display()),
+        release,
+    })
+}

@@ -1,0 +1,182 @@
+//! Kernel specs: `kernels/*.yaml` name the kernels a suite runs on and what
+//! each is expected to be. The expectation is checked against the kernel
+//! (the `kernel-config` scenario); no other expectation comes from a spec.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::yaml::{self, YamlError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    about: String,
+    source: String,
+    #[serde(default)]
+    default: bool,
+    #[serde(default)]
+    expect: Expectation,
+    /// Seconds for the whole boot; the default depends on the accelerator.
+    #[serde(default)]
+    boot_timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+/// Where a kernel comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSource {
+    /// `debian:<suite>[:<package>]`
+    Debian {
+        suite: String,
+        package: Option<String>,
+    },
+    /// A vmlinuz on disk, with its modules tree and config.
+    Local {
+        vmlinuz: PathBuf,
+        modules: Option<PathBuf>,
+        config: Option<PathBuf>,
+    },
+}
+
+impl KernelSource {
+    pub fn parse(s: &str) -> Result<KernelSource, String> {
+        if let Some(rest) = s.strip_prefix("debian:") {
+            let mut parts = rest.splitn(2, ':');
+            let suite = parts.next().unwrap_or_default();
+            if suite.is_empty() || !suite.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                return Err(format!(
+                    "{s:?}: expected debian:<suite>[:<package>], e.g. debian:bookworm or debian:sid:linux-image-6.12.9-cloud-amd64"
+                ));
+            }
+            let package = parts.next().filter(|p| !p.is_empty()).map(String::from);
+            return Ok(KernelSource::Debian {
+                suite: suite.to_string(),
+                package,
+            });
+        }
+        if s.contains(':') && !s.contains('/') {
+            return Err(format!("{s:?}: unknown kernel source; use debian:<suite>, a spec name from kernels/, or a path to a vmlinuz"));
+        }
+        Ok(KernelSource::Local {
+            vmlinuz: PathBuf::from(s),
+            modules: None,
+            config: None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KernelSpec {
+    /// Trial prefix: `<name>::<scenario>`.
+    pub name: String,
+    pub file: Option<PathBuf>,
+    pub about: String,
+    pub source: KernelSource,
+    pub default: bool,
+    pub expect: Expectation,
+    pub boot_timeout: Option<u64>,
+}
+
+impl KernelSpec {
+    /// A kernel given on the command line with no spec file: no expectations.
+    pub fn adhoc(name: String, source: KernelSource) -> KernelSpec {
+        KernelSpec {
+            about: format!("{name} (from the command line)"),
+            name,
+            file: None,
+            source,
+            default: false,
+            expect: Expectation::default(),
+            boot_timeout: None,
+        }
+    }
+}
+
+pub fn load(path: &Path) -> Result<KernelSpec, YamlError> {
+    let f: SpecFile = yaml::read(path)?;
+    let invalid = |message: String| YamlError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let source = KernelSource::parse(&f.source).map_err(|e| invalid(format!("source: {e}")))?;
+    let cond = btfvm_proto::Condition {
+        config: f.expect.config.clone(),
+        kernel: None,
+    };
+    cond.validate()
+        .map_err(|e| invalid(format!("expect.config: {e}")))?;
+    Ok(KernelSpec {
+        name: path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string(),
+        file: Some(path.to_path_buf()),
+        about: f.about,
+        source,
+        default: f.default,
+        expect: f.expect,
+        boot_timeout: f.boot_timeout,
+    })
+}
+
+pub fn load_dir(dir: &Path) -> Result<Vec<KernelSpec>, YamlError> {
+    yaml::files_in(dir)?.iter().map(|p| load(p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources() {
+        assert_eq!(
+            KernelSource::parse("debian:sid").unwrap(),
+            KernelSource::Debian {
+                suite: "sid".into(),
+                package: None
+            }
+        );
+        assert_eq!(
+            KernelSource::parse("debian:trixie:linux-image-x").unwrap(),
+            KernelSource::Debian {
+                suite: "trixie".into(),
+                package: Some("linux-image-x".into())
+            }
+        );
+        assert!(KernelSource::parse("debian:").is_err());
+        assert!(KernelSource::parse("fedora:40").is_err());
+        assert!(matches!(
+            KernelSource::parse("/boot/vmlinuz-6.1").unwrap(),
+            KernelSource::Local { .. }
+        ));
+    }
+
+    #[test]
+    fn repo_specs_load_with_one_default() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels");
+        let specs = load_dir(&dir).unwrap();
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+        for n in ["bookworm", "trixie", "sid", "bullseye"] {
+            assert!(names.contains(&n), "{names:?}");
+        }
+        assert_eq!(specs.iter().filter(|s| s.default).count(), 1);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("k.yaml");
+        std::fs::write(&p, "about: x\nsource: debian:sid\nexpekt: {}\n").unwrap();
+        let e = load(&p).unwrap_err().to_string();
+        assert!(e.contains("k.yaml:3:1: unknown field `expekt`"), "{e}");
+    }
+}

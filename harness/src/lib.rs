@@ -1,0 +1,17 @@
+//! btfvm: boots Linux kernels in QEMU and proves, end to end, that kernel
+//! modules get split BTF. See README.md.
+
+pub mod agent;
+pub mod cache;
+pub mod cli;
+pub mod initramfs;
+pub mod kernel;
+pub mod kernelrun;
+pub mod kernelspec;
+pub mod modules;
+pub mod planner;
+pub mod report;
+pub mod scenario;
+pub mod suite;
+pub mod vm;
+pub mod yaml;

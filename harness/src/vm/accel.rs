@@ -1,0 +1,98 @@
+//! Choosing KVM or TCG. `/dev/kvm` existing proves nothing: on some hosts
+//! QEMU aborts at once with "failed to set MSR 0x10a" (`-cpu host`) or hangs
+//! (`-cpu kvm64`). So KVM is used only after a real guest ran under it: a
+//! one-sector boot that exits QEMU through isa-debug-exit, ~50 ms either way.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::args::{probe_args, probe_boot_sector, Accel, PROBE_EXIT_STATUS};
+use super::process::{die_with_parent, wait_timeout};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelChoice {
+    /// KVM when a probe guest runs under it, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The accelerator and why it was chosen, for the run's header line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccelDecision {
+    pub accel: Accel,
+    pub reason: String,
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn decide(qemu: &Path, choice: AccelChoice, scratch: &Path) -> AccelDecision {
+    match choice {
+        AccelChoice::Tcg => AccelDecision {
+            accel: Accel::Tcg,
+            reason: "requested".into(),
+        },
+        AccelChoice::Kvm => AccelDecision {
+            accel: Accel::Kvm,
+            reason: "requested (no probe)".into(),
+        },
+        AccelChoice::Auto => match probe_kvm(qemu, scratch) {
+            Ok(d) => AccelDecision {
+                accel: Accel::Kvm,
+                reason: format!("probe guest ran under KVM in {} ms", d.as_millis()),
+            },
+            Err(why) => AccelDecision {
+                accel: Accel::Tcg,
+                reason: format!("KVM unusable: {why}"),
+            },
+        },
+    }
+}
+
+fn probe_kvm(qemu: &Path, scratch: &Path) -> Result<Duration, String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map_err(|e| format!("cannot open /dev/kvm: {e}"))?;
+    let image = scratch.join("kvm-probe.img");
+    std::fs::write(&image, probe_boot_sector())
+        .map_err(|e| format!("writing {}: {e}", image.display()))?;
+    let start = Instant::now();
+    let mut cmd = Command::new(qemu);
+    cmd.args(probe_args(&image, Accel::Kvm))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", qemu.display()))?;
+    let status = wait_timeout(&mut child, PROBE_TIMEOUT);
+    let _ = std::fs::remove_file(&image);
+    match status {
+        Some(s) if s.code() == Some(PROBE_EXIT_STATUS) => Ok(start.elapsed()),
+        Some(s) => {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            let first = err
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            Err(format!("probe QEMU exited with {s}: {first}"))
+        }
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!(
+                "probe guest hung for {} s under KVM",
+                PROBE_TIMEOUT.as_secs()
+            ))
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Booting one kernel in QEMU and collecting what the agent reports.
+
+pub mod accel;
+pub mod args;
+pub mod console;
+pub mod process;
+pub mod run;
+
+pub use accel::{AccelChoice, AccelDecision};
+pub use args::Accel;
+pub use run::{boot, BootEnd, BootOutcome, BootSpec, VmError, VmEvent};

@@ -43,7 +43,12 @@ fn main() {
             "--target-dir",
         ])
         .arg(&target_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
+        // Stripped: the agent is copied into every initramfs, and symbols
+        // would double its size for nothing (panics still print messages).
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            "-Ctarget-feature=+crt-static\x1f-Cstrip=symbols",
+        )
         // Variables the outer cargo set for this build script; left in place
         // they would redirect or reconfigure the inner build.
         .env_remove("RUSTFLAGS")

@@ -105,7 +105,11 @@ pub fn btf_fd_by_id(id: u32) -> Result<OwnedFd, Errno> {
 pub fn btf_load(blob: &[u8], log: &mut [u8]) -> Result<OwnedFd, Errno> {
     // The kernel rejects a log pointer without a level and size (EINVAL),
     // and an empty slice still has a non-null pointer.
-    let log_ptr = if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 };
+    let log_ptr = if log.is_empty() {
+        0
+    } else {
+        log.as_mut_ptr() as u64
+    };
     let mut a = Attr::new()
         .u64(0, blob.as_ptr() as u64)
         .u64(8, log_ptr)

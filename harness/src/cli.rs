@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use btfvm_proto::Message;
 use libtest_mimic::Arguments;
 
 use crate::cache::Cache;
@@ -96,9 +97,18 @@ pub fn select_kernels(opts: &RunOptions, specs: &[KernelSpec]) -> Result<Vec<Ker
         } else {
             let mut source = KernelSource::parse(word).map_err(anyhow::Error::msg)?;
             if let KernelSource::Local {
-                modules, config, ..
+                vmlinuz,
+                modules,
+                config,
             } = &mut source
             {
+                if !vmlinuz.exists() {
+                    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+                    bail!(
+                        "--kernel {word}: not a kernel spec ({}), not debian:<suite>[:<package>], and no file by that name",
+                        names.join(", ")
+                    );
+                }
                 modules.clone_from(&opts.modules);
                 config.clone_from(&opts.config);
             }
@@ -159,10 +169,13 @@ pub fn print_event(e: &RunEvent) {
             initramfs_bytes / 1024
         ),
         RunEvent::Vm { kernel, event } => {
-            if let VmEvent::Connected { after } = event {
+            if let VmEvent::Message(Message::Hello {
+                release, uptime_ms, ..
+            }) = event
+            {
                 eprintln!(
-                    "btfvm: {kernel}: agent channel up after {:.1} s",
-                    after.as_secs_f64()
+                    "btfvm: {kernel}: agent running on {release} at guest uptime {:.2} s",
+                    *uptime_ms as f64 / 1000.0
                 );
             }
         }

@@ -16,7 +16,11 @@ fn false_expectations_fail_with_their_reason() {
         .expect("running btfvm");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "exit status\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit status\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     for (trial, why) in [
         ("btf-on-stripped", "no BTF object named \"dummy\""),
         ("wrong-errno", "succeeded, expected ENOEXEC"),
@@ -34,7 +38,10 @@ fn false_expectations_fail_with_their_reason() {
             .split(&format!("---- {name} ----"))
             .nth(1)
             .unwrap_or_default();
-        assert!(section.contains(why), "{name}: expected {why:?} in\n{section}");
+        assert!(
+            section.contains(why),
+            "{name}: expected {why:?} in\n{section}"
+        );
     }
     assert!(stdout.contains("0 passed; 6 failed"), "{stdout}");
 }

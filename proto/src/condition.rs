@@ -133,11 +133,11 @@ impl Condition {
             };
             if !ok {
                 let have = if have == "n" {
-                    "is not set".to_string()
+                    " is not set".to_string()
                 } else {
                     format!("={have}")
                 };
-                unmet.push(format!("kernel config: {name} {have} (needs {want})"));
+                unmet.push(format!("kernel config: {name}{have} (needs {want})"));
             }
         }
         if unmet.is_empty() {

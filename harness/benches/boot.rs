@@ -1,0 +1,122 @@
+//! Wall time of the whole suite on one kernel next to a bare `qemu -kernel`
+//! boot of the same kernel whose init powers off at once, measured in the
+//! same run, interleaved so machine load hits both alike.
+//!
+//!   cargo bench --bench boot                  # bookworm, 5 rounds
+//!   BTFVM_BENCH_KERNEL=trixie BTFVM_BENCH_ROUNDS=10 cargo bench --bench boot
+//!
+//! "suite" is the user's view: `btfvm run --kernel K` as a process (KVM
+//! probe, cache lookup, initramfs, boot, every scenario, report).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use btfvm::initramfs::{Archive, Entry};
+use btfvm::kernelspec::{self, KernelSpec};
+use btfvm::vm::{self, args};
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn main() {
+    // `cargo bench` passes --bench; anything else is a libtest filter we ignore.
+    let kernel = std::env::var("BTFVM_BENCH_KERNEL").unwrap_or_else(|_| "bookworm".into());
+    let rounds: usize = std::env::var("BTFVM_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let specs = kernelspec::load_dir(&root.join("kernels")).expect("kernel specs");
+    let spec: &KernelSpec = specs
+        .iter()
+        .find(|s| s.name == kernel)
+        .expect("BTFVM_BENCH_KERNEL names a spec in kernels/");
+    let cache = btfvm::cache::Cache::from_env().expect("cache dir");
+    let image = btfvm::kernel::resolve(&spec.source, &cache, None, &mut |_| {}).expect("kernel");
+    let qemu = vm::run::find_qemu(None).expect("qemu");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let accel = vm::accel::decide(&qemu, vm::AccelChoice::Auto, scratch.path());
+
+    let mut bare_initrd = Archive::new();
+    bare_initrd.add(Entry::file("init", 0o755, btfvm::agent::AGENT.to_vec()));
+    let initrd = scratch.path().join("bare.cpio");
+    std::fs::write(&initrd, bare_initrd.to_bytes()).expect("write initrd");
+    let mut bare_args = args::base_args();
+    bare_args.extend(args::accel_args(accel.accel));
+    bare_args.extend(args::memory_args(512, 1));
+    bare_args.extend(args::kernel_args(
+        &image.vmlinuz,
+        &initrd,
+        &args::cmdline(&[]),
+    ));
+    bare_args.extend(args::console_args(&scratch.path().join("bare.log")));
+
+    let bin = env!("CARGO_BIN_EXE_btfvm");
+    println!(
+        "kernel {} ({}), accel {} ({}), {rounds} rounds",
+        spec.name, image.origin, accel.accel, accel.reason
+    );
+    let (mut bare, mut suite) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let t = Instant::now();
+        let st = Command::new(&qemu)
+            .args(&bare_args)
+            .stdin(Stdio::null())
+            .status()
+            .expect("bare qemu");
+        bare.push(t.elapsed());
+        assert!(st.success(), "bare boot failed: {st}");
+
+        let t = Instant::now();
+        let st = Command::new(bin)
+            .args(["run", "--kernel", &spec.name, "-q", "--kernels-dir"])
+            .arg(root.join("kernels"))
+            .arg("--scenarios")
+            .arg(root.join("scenarios"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("btfvm run");
+        suite.push(t.elapsed());
+        assert!(st.success(), "btfvm run failed: {st}");
+        println!(
+            "round {round}: bare {}  suite {}",
+            secs(bare[round - 1]),
+            secs(suite[round - 1])
+        );
+    }
+    let (bm, sm) = (median(&mut bare), median(&mut suite));
+    println!();
+    println!(
+        "| {:<38} | {:>8} | {:>8} | {:>8} |",
+        "", "min", "median", "max"
+    );
+    println!("|{:-<40}|{:-<10}|{:-<10}|{:-<10}|", "", "", "", "");
+    println!(
+        "| {:<38} | {:>8} | {:>8} | {:>8} |",
+        "bare qemu -kernel, init powers off",
+        secs(bare[0]),
+        secs(bm),
+        secs(bare[bare.len() - 1])
+    );
+    println!(
+        "| {:<38} | {:>8} | {:>8} | {:>8} |",
+        format!("btfvm run --kernel {} (whole suite)", spec.name),
+        secs(suite[0]),
+        secs(sm),
+        secs(suite[suite.len() - 1])
+    );
+    println!();
+    println!(
+        "suite / bare (medians): {:.2}x",
+        sm.as_secs_f64() / bm.as_secs_f64()
+    );
+}

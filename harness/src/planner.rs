@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use btfvm_proto::{
-    KernelConfig, KernelFacts, ModuleEntry, Plan, PlannedScenario, PROTOCOL_VERSION,
+    KernelConfig, KernelFacts, ModuleEntry, Plan, PlannedScenario, Step, PROTOCOL_VERSION,
 };
 
 use crate::initramfs::{Archive, Entry};
 use crate::kernel::KernelImage;
 use crate::kernelspec::KernelSpec;
-use crate::modules::{self, ModuleIndex, Variant};
+use crate::modules::{self, ModuleIndex};
 use crate::scenario::Scenario;
 
 pub const CONFIG_PATH: &str = "/config";
@@ -24,14 +24,6 @@ pub struct Prepared {
     /// Scenarios that cannot run because the host could not prepare them:
     /// a failure, not an absence (e.g. CONFIG_DUMMY=m but no dummy.ko).
     pub broken: BTreeMap<String, String>,
-}
-
-fn to_mod_variant(v: btfvm_proto::Variant) -> Variant {
-    match v {
-        btfvm_proto::Variant::Plain => Variant::Plain,
-        btfvm_proto::Variant::NoBtf => Variant::NoBtf,
-        btfvm_proto::Variant::CorruptBtf => Variant::CorruptBtf,
-    }
 }
 
 pub fn prepare(
@@ -60,6 +52,18 @@ pub fn prepare(
     let mut index: Option<Result<ModuleIndex, String>> = None;
 
     for sc in scenarios {
+        let checks_spec = sc.steps.iter().any(|s| matches!(s, Step::ExpectSpecConfig));
+        if checks_spec && spec.expect.config.is_empty() {
+            // Comparing against nothing would pass without checking anything.
+            ignored.insert(
+                sc.name.clone(),
+                format!(
+                    "kernel {} has no expectations to check (no `expect.config` in a spec)",
+                    spec.name
+                ),
+            );
+            continue;
+        }
         if let Err(reason) = sc.requires.eval(&facts) {
             ignored.insert(sc.name.clone(), format!("feature absent: {reason}"));
             continue;
@@ -129,8 +133,7 @@ fn add_module(
         let key = Plan::module_key(&m.name, v);
         if !entries.contains_key(&key) {
             let elf = modules::read_module(&m.path).map_err(|e| e.to_string())?;
-            let bytes = modules::make_variant(&elf, to_mod_variant(v), &m.name)
-                .map_err(|e| e.to_string())?;
+            let bytes = modules::make_variant(&elf, v, &m.name).map_err(|e| e.to_string())?;
             let file = format!("/modules/{key}.ko");
             archive.add(Entry::file(&file, 0o644, bytes));
             entries.insert(

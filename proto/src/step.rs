@@ -27,6 +27,8 @@ pub enum Variant {
 }
 
 impl Variant {
+    pub const ALL: [Variant; 3] = [Variant::Plain, Variant::NoBtf, Variant::CorruptBtf];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Variant::Plain => "plain",

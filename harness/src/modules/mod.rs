@@ -14,7 +14,6 @@ mod tests;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 pub use elf::{btf_section, depends, make_variant, modinfo, strip_signature};
 pub use index::{normalize_name, ModuleFile, ModuleIndex};
@@ -56,8 +55,6 @@ pub enum ModuleError {
     },
     #[error("module dependency cycle: {}", .cycle.join(" -> "))]
     Cycle { cycle: Vec<String> },
-    #[error("unknown module variant `{0}` (expected plain, no-btf or corrupt-btf)")]
-    UnknownVariant(String),
 }
 
 /// What is wrong with an ELF image.
@@ -112,45 +109,9 @@ impl ModuleError {
     }
 }
 
-/// The three module images the harness loads to test split BTF.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Variant {
-    /// As shipped: decompressed, signature kept.
-    Plain,
-    /// Signature cut and the `.BTF` section removed from the ELF.
-    NoBtf,
-    /// Signature cut and the `.BTF` magic broken in place.
-    CorruptBtf,
-}
-
-impl Variant {
-    pub const ALL: [Variant; 3] = [Variant::Plain, Variant::NoBtf, Variant::CorruptBtf];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Variant::Plain => "plain",
-            Variant::NoBtf => "no-btf",
-            Variant::CorruptBtf => "corrupt-btf",
-        }
-    }
-}
-
-impl fmt::Display for Variant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Variant {
-    type Err = ModuleError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Variant::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| ModuleError::UnknownVariant(s.to_owned()))
-    }
-}
+/// The three module images the harness loads, shared with the scenario
+/// vocabulary so a YAML `variant:` is the same value here.
+pub use btfvm_proto::Variant;
 
 /// How a module file is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -227,7 +227,7 @@ fn boot_once(
         initramfs_bytes: bytes.len() as u64,
     });
     let name = spec.name.clone();
-    let outcome = vm::boot(&boot_spec, &mut |event| {
+    let mut outcome = vm::boot(&boot_spec, &mut |event| {
         events(&RunEvent::Vm {
             kernel: name.clone(),
             event: event.clone(),
@@ -235,6 +235,8 @@ fn boot_once(
     })
     .map_err(|e| e.to_string())?;
     let log = keep_console_log(&outcome.console_log, &s.logs_dir, &spec.name);
+    // Messages point at the kept copy: the temporary directory goes next.
+    outcome.console_log = log.clone();
     let end = describe_end(&outcome);
     events(&RunEvent::Booted {
         kernel: spec.name.clone(),

@@ -99,10 +99,11 @@ pub fn channel_args(socket: &Path) -> Vec<String> {
 }
 
 /// The kernel command line. `panic=-1` reboots at once on panic, which
-/// `-no-reboot` turns into a QEMU exit; `quiet` keeps the emulated UART from
-/// costing boot time (errors and splats still print).
+/// `-no-reboot` turns into a QEMU exit. No `quiet`: the full boot log costs
+/// nothing measurable under TCG (1.37 s either way for 6.1, 339 lines vs
+/// 16) and it is what a developer reads when a boot goes wrong.
 pub fn cmdline(extra: &[String]) -> String {
-    let mut parts = vec!["console=ttyS0", "panic=-1", "quiet"];
+    let mut parts = vec!["console=ttyS0", "panic=-1"];
     parts.extend(extra.iter().map(String::as_str));
     parts.join(" ")
 }

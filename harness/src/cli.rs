@@ -239,6 +239,7 @@ pub fn run_suite(opts: RunOptions, args: Arguments) -> Result<ExitCode> {
         Box::new(settings_maker(opts, events.clone())),
         events,
     );
+    crate::interrupt::install();
     let conclusion = libtest_mimic::run(&args, suite.trials());
     if let Some(path) = report_path {
         suite
@@ -246,6 +247,13 @@ pub fn run_suite(opts: RunOptions, args: Arguments) -> Result<ExitCode> {
             .write(&path)
             .with_context(|| format!("writing report {}", path.display()))?;
         eprintln!("btfvm: report written to {}", path.display());
+    }
+    if let Some(sig) = crate::interrupt::requested() {
+        eprintln!(
+            "btfvm: interrupted by {}",
+            crate::interrupt::signal_name(sig)
+        );
+        return Ok(ExitCode::from(crate::interrupt::exit_status(sig)));
     }
     Ok(if conclusion.has_failed() {
         ExitCode::from(EXIT_FAILED)

@@ -114,6 +114,13 @@ pub fn run_kernel(
             ..record
         },
     };
+    if let Some(sig) = crate::interrupt::requested() {
+        let msg = format!(
+            "not run: interrupted by {}",
+            crate::interrupt::signal_name(sig)
+        );
+        return all_fail(record, msg);
+    }
     let name = spec.name.clone();
     let image = match kernel::resolve(&spec.source, &s.cache, s.mirror.as_deref(), &mut |event| {
         events(&RunEvent::Fetch {
@@ -286,6 +293,12 @@ pub fn describe_end(o: &BootOutcome) -> String {
             format!("timed out after {} s; QEMU killed", after.as_secs())
         }
         BootEnd::Channel(e) => format!("{e}; QEMU killed"),
+        BootEnd::Interrupted { signal } => {
+            format!(
+                "interrupted by {}; QEMU killed",
+                crate::interrupt::signal_name(*signal)
+            )
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod cache;
 pub mod cli;
 pub mod initramfs;
+pub mod interrupt;
 pub mod kernel;
 pub mod kernelrun;
 pub mod kernelspec;

@@ -70,6 +70,10 @@ pub enum BootEnd {
     TimedOut {
         after: Duration,
     },
+    /// The user interrupted the run (SIGINT/SIGTERM); QEMU was killed.
+    Interrupted {
+        signal: i32,
+    },
     /// The agent sent something undecodable; QEMU was killed.
     Channel(FrameError),
 }
@@ -195,6 +199,9 @@ fn pump(
     let mut decoder = Decoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        if let Some(signal) = crate::interrupt::requested() {
+            return BootEnd::Interrupted { signal };
+        }
         if Instant::now() >= deadline {
             return BootEnd::TimedOut {
                 after: start.elapsed(),

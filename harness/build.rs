@@ -24,6 +24,7 @@ fn main() {
         "proto/Cargo.toml",
         "btf/src",
         "btf/Cargo.toml",
+        "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

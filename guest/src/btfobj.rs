@@ -57,6 +57,19 @@ pub fn bytes(fd: &OwnedFd, size: u32) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
+/// GET_INFO with the pre-5.11 16-byte `bpf_btf_info`.
+fn legacy_info(fd: &OwnedFd) -> Result<BtfObject, String> {
+    let mut info = BtfInfo::default();
+    sys::btf_info(fd, &mut info, 16)
+        .map_err(|(e, _)| format!("16-byte BPF_OBJ_GET_INFO_BY_FD failed: {}", errno_text(e)))?;
+    Ok(BtfObject {
+        id: info.id,
+        name: String::new(),
+        kernel_btf: false,
+        btf_size: info.btf_size,
+    })
+}
+
 /// Every BTF object, by BPF_BTF_GET_NEXT_ID. An object that goes away between
 /// NEXT_ID and GET_FD_BY_ID (ENOENT) is skipped: that race is legitimate.
 pub fn list() -> Result<Vec<BtfObject>, String> {
@@ -83,13 +96,22 @@ pub fn list() -> Result<Vec<BtfObject>, String> {
                 ))
             }
         };
-        let (i, name) = info(&fd).map_err(|e| format!("BTF object {id}: {e}"))?;
-        out.push(BtfObject {
-            id: i.id,
-            name,
-            kernel_btf: i.kernel_btf != 0,
-            btf_size: i.btf_size,
-        });
+        let obj = match info(&fd) {
+            Ok((i, name)) => BtfObject {
+                id: i.id,
+                name,
+                kernel_btf: i.kernel_btf != 0,
+                btf_size: i.btf_size,
+            },
+            // Before 5.11 only id and size exist; the object still counts,
+            // so "no new object" stays checkable there. Callers that need
+            // names fail on the empty name, not here.
+            Err(e) if e.contains("E2BIG") => {
+                legacy_info(&fd).map_err(|e| format!("BTF object {id}: {e}"))?
+            }
+            Err(e) => return Err(format!("BTF object {id}: {e}")),
+        };
+        out.push(obj);
     }
     Ok(out)
 }

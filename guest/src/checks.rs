@@ -109,7 +109,7 @@ impl<'p> Agent<'p> {
             Step::ExpectModuleBtf(m) => self.expect_module_btf(sc, &m.0),
             Step::ExpectSplitBtf(m) => self.expect_split_btf(sc, &m.0),
             Step::ExpectChainBtf(m) => self.expect_chain_btf(sc, &m.0),
-            Step::ExpectNoModuleBtf(m) => self.expect_no_module_btf(&m.0),
+            Step::ExpectNoModuleBtf(m) => self.expect_no_module_btf(sc, &m.0),
             Step::HoldBtfFd(m) => self.hold_btf_fd(sc, &m.0),
             Step::ExpectBtfGone(m) => self.expect_btf_gone(sc, &m.0),
             Step::ExpectUserBtf => self.expect_user_btf(sc),
@@ -256,7 +256,24 @@ impl<'p> Agent<'p> {
 
     fn expect_module_btf(&mut self, sc: &mut Scenario, module: &str) -> R {
         let vmlinux_id = self.vmlinux_id()?;
-        let before = sc.ids_before_load.get(module).cloned().unwrap_or_default();
+        // Without the IDs from before the load, "new in this boot" and
+        // "exactly one new object" would check nothing.
+        let before = sc.ids_before_load.get(module).cloned().ok_or_else(|| {
+            format!(
+                "{module} was not loaded by this scenario: add `load: {module}` before this step"
+            )
+        })?;
+        let objs = self.objects()?;
+        let loaded_here: BTreeSet<&str> = sc.loaded.iter().map(String::as_str).collect();
+        if let Some(stray) = objs
+            .iter()
+            .find(|o| !before.contains(&o.id) && !loaded_here.contains(o.name.as_str()))
+        {
+            return Err(format!(
+                "BTF object {} ({:?}) appeared with the load of {module} but belongs to no module this scenario loaded",
+                stray.id, stray.name
+            ));
+        }
         let obj = self.module_object(module)?;
         ensure(obj.kernel_btf, || {
             format!("BTF object {} ({module}): kernel_btf=0", obj.id)
@@ -359,8 +376,21 @@ impl<'p> Agent<'p> {
         Ok(())
     }
 
-    fn expect_no_module_btf(&mut self, module: &str) -> R {
+    fn expect_no_module_btf(&mut self, sc: &mut Scenario, module: &str) -> R {
         let objs = self.objects()?;
+        // Names can be missing (pre-5.11 answers carry none): then any
+        // object new since the load is the module's.
+        if let Some(before) = sc.ids_before_load.get(module) {
+            if let Some(o) = objs
+                .iter()
+                .find(|o| !before.contains(&o.id) && o.name.is_empty())
+            {
+                return Err(format!(
+                    "BTF object {} (no name: pre-5.11 answer) appeared with the load of {module}; expected none",
+                    o.id
+                ));
+            }
+        }
         if let Some(o) = objs.iter().find(|o| o.name == module) {
             return Err(format!(
                 "BTF object {} is named {module:?}; expected none",

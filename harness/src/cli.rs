@@ -111,6 +111,11 @@ pub fn select_kernels(opts: &RunOptions, specs: &[KernelSpec]) -> Result<Vec<Ker
                 }
                 modules.clone_from(&opts.modules);
                 config.clone_from(&opts.config);
+                // A kernel on disk is checked now (bzImage header, config
+                // and modules of the same kernel): bad input, status 2,
+                // rather than eleven failed trials.
+                crate::kernel::local::resolve(vmlinuz, modules.as_deref(), config.as_deref())
+                    .with_context(|| format!("--kernel {word}"))?;
             }
             // A spec with the same source supplies the expectations and the
             // name a user would look for (debian:bookworm -> bookworm).
@@ -242,11 +247,15 @@ pub fn run_suite(opts: RunOptions, args: Arguments) -> Result<ExitCode> {
     crate::interrupt::install();
     let conclusion = libtest_mimic::run(&args, suite.trials());
     if let Some(path) = report_path {
-        suite
-            .report()
-            .write(&path)
-            .with_context(|| format!("writing report {}", path.display()))?;
-        eprintln!("btfvm: report written to {}", path.display());
+        // A report that cannot be written must not hide the trials' verdict
+        // behind the "bad input" status.
+        match suite.report().write(&path) {
+            Ok(()) => eprintln!("btfvm: report written to {}", path.display()),
+            Err(e) => eprintln!(
+                "btfvm: warning: cannot write report {}: {e}",
+                path.display()
+            ),
+        }
     }
     if let Some(sig) = crate::interrupt::requested() {
         eprintln!(

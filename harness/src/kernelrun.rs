@@ -272,12 +272,54 @@ fn boot_once(
 
 /// The console log outlives the temp dir: it is what a developer reads when
 /// a boot goes wrong.
+/// One file per boot (`<kernel>.<unix-seconds>.<pid>.console.log`), so runs
+/// sharing the cache never overwrite each other's logs; the oldest go once a
+/// kernel has more than `KEEP_LOGS`.
 fn keep_console_log(from: &Path, logs_dir: &Path, kernel: &str) -> PathBuf {
-    let to = logs_dir.join(format!("{kernel}.console.log"));
-    if std::fs::create_dir_all(logs_dir).is_ok() && std::fs::copy(from, &to).is_ok() {
-        to
-    } else {
-        from.to_path_buf()
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let to = logs_dir.join(format!(
+        "{kernel}.{stamp}.{}.console.log",
+        std::process::id()
+    ));
+    let copied = std::fs::create_dir_all(logs_dir).and_then(|_| std::fs::copy(from, &to));
+    match copied {
+        Ok(_) => {
+            prune_logs(logs_dir, kernel);
+            to
+        }
+        Err(e) => {
+            eprintln!(
+                "btfvm: warning: cannot keep the console log in {}: {e}",
+                logs_dir.display()
+            );
+            from.to_path_buf()
+        }
+    }
+}
+
+const KEEP_LOGS: usize = 20;
+
+fn prune_logs(dir: &Path, kernel: &str) {
+    let prefix = format!("{kernel}.");
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut logs: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".console.log"))
+        })
+        .collect();
+    // Same kernel prefix, then the seconds stamp: names sort by age.
+    logs.sort();
+    let excess = logs.len().saturating_sub(KEEP_LOGS);
+    for p in &logs[..excess] {
+        let _ = std::fs::remove_file(p);
     }
 }
 

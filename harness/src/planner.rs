@@ -114,6 +114,8 @@ pub fn prepare(
 }
 
 /// Adds a module (and, plain, each dependency) to the archive and the plan.
+/// Each entry lists its own dependencies, leaves first, so loading any of
+/// them alone loads exactly what the kernel needs for it.
 fn add_module(
     idx: &ModuleIndex,
     name: &str,
@@ -122,36 +124,34 @@ fn add_module(
     entries: &mut BTreeMap<String, ModuleEntry>,
 ) -> Result<(), String> {
     let chain = idx.with_dependencies(name).map_err(|e| e.to_string())?;
-    let mut deps = Vec::new();
     for m in &chain {
-        let is_target = m.name == name.replace('-', "_") || m.name == name;
-        let v = if is_target {
+        let v = if m.name == name {
             variant
         } else {
             btfvm_proto::Variant::Plain
         };
         let key = Plan::module_key(&m.name, v);
-        if !entries.contains_key(&key) {
-            let elf = modules::read_module(&m.path).map_err(|e| e.to_string())?;
-            let bytes = modules::make_variant(&elf, v, &m.name).map_err(|e| e.to_string())?;
-            let file = format!("/modules/{key}.ko");
-            archive.add(Entry::file(&file, 0o644, bytes));
-            entries.insert(
-                key.clone(),
-                ModuleEntry {
-                    name: m.name.clone(),
-                    file,
-                    deps: deps.clone(),
-                },
-            );
+        if entries.contains_key(&key) {
+            continue;
         }
-        if !is_target {
-            deps.push(key);
-        } else if key != Plan::module_key(name, variant) {
-            // The index spells the name with '_' where the scenario used '-'.
-            let e = entries[&key].clone();
-            entries.insert(Plan::module_key(name, variant), e);
-        }
+        let own = idx.with_dependencies(&m.name).map_err(|e| e.to_string())?;
+        let deps = own
+            .iter()
+            .filter(|d| d.name != m.name)
+            .map(|d| Plan::module_key(&d.name, btfvm_proto::Variant::Plain))
+            .collect();
+        let elf = modules::read_module(&m.path).map_err(|e| e.to_string())?;
+        let bytes = modules::make_variant(&elf, v, &m.name).map_err(|e| e.to_string())?;
+        let file = format!("/modules/{key}.ko");
+        archive.add(Entry::file(&file, 0o644, bytes));
+        entries.insert(
+            key,
+            ModuleEntry {
+                name: m.name.clone(),
+                file,
+                deps,
+            },
+        );
     }
     Ok(())
 }

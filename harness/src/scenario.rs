@@ -85,8 +85,13 @@ fn validate_steps(steps: &[Step], at: &str) -> Result<(), String> {
         let here = format!("{at}[{}]", i + 1);
         if let Some(m) = s.module_name() {
             if !valid_module_name(m) {
+                let hint = if m.contains('-') {
+                    format!(" (the kernel spells it {})", m.replace('-', "_"))
+                } else {
+                    String::new()
+                };
                 return Err(format!(
-                    "{here}: {m:?} is not a module name (letters, digits, _ and -, at most 56)"
+                    "{here}: {m:?} is not a module name: letters, digits and _, at most 56{hint}"
                 ));
             }
         }

@@ -57,7 +57,10 @@ impl Suite {
                 let selected = scenarios
                     .iter()
                     .filter(|sc| {
-                        let t = Trial::test(trial_name(&spec.name, &sc.name), || Ok(()));
+                        // Same name and kind as the real trial: libtest filters match
+                        // "[vm] <name>", which is what --list prints.
+                        let t = Trial::test(trial_name(&spec.name, &sc.name), || Ok(()))
+                            .with_kind("vm");
                         !args.is_filtered_out(&t) && !args.is_ignored(&t)
                     })
                     .map(|sc| sc.name.clone())

@@ -97,9 +97,9 @@ impl Condition {
             if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("config option {k:?} is not a Kconfig symbol"));
             }
-            if want.is_empty() {
+            if !matches!(want.as_str(), "y" | "m" | "n" | "set") {
                 return Err(format!(
-                    "config option {k}: empty value (use y, m, n or set)"
+                    "config option {k}: {want:?} is not one of y, m, n, set (set means y or m)"
                 ));
             }
         }
@@ -132,10 +132,15 @@ impl Condition {
                 w => have == w,
             };
             if !ok {
-                let have = if have == "n" {
+                let have = if have != "n" {
+                    format!("={have}")
+                } else if facts.config.knows(&name) {
                     " is not set".to_string()
                 } else {
-                    format!("={have}")
+                    // Absent, not unset: an option this kernel predates, or
+                    // a misspelled name. Saying which keeps a typo from
+                    // hiding as a quiet "ignored".
+                    " does not exist in this kernel's config".to_string()
                 };
                 unmet.push(format!("kernel config: {name}{have} (needs {want})"));
             }
@@ -183,7 +188,9 @@ mod tests {
         let e = c.eval(&facts(&cfg)).unwrap_err();
         assert!(e.contains("kernel 5.10.223 is not >=5.11"), "{e}");
         assert!(
-            e.contains("CONFIG_DEBUG_INFO_BTF_MODULES is not set (needs y)"),
+            e.contains(
+                "CONFIG_DEBUG_INFO_BTF_MODULES does not exist in this kernel's config (needs y)"
+            ),
             "{e}"
         );
         let c = Condition {

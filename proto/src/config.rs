@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelConfig {
     values: BTreeMap<String, String>,
+    /// Options Kconfig wrote as "# CONFIG_X is not set": they exist in this
+    /// kernel. An option in neither map does not exist here at all (older
+    /// kernel, or a misspelled name in a scenario).
+    unset: std::collections::BTreeSet<String>,
     /// Upstream version from the header Kconfig writes ("# Linux/x86 6.1.119
     /// Kernel Configuration"); Debian's release strings ("6.1.0-28") hide it.
     version: Option<String>,
@@ -17,6 +21,7 @@ pub struct KernelConfig {
 impl KernelConfig {
     pub fn parse(text: &str) -> KernelConfig {
         let mut values = BTreeMap::new();
+        let mut unset = std::collections::BTreeSet::new();
         let mut version = None;
         for line in text.lines() {
             let line = line.trim();
@@ -29,6 +34,15 @@ impl KernelConfig {
                 }
                 continue;
             }
+            if let Some(name) = line
+                .strip_prefix("# ")
+                .and_then(|l| l.strip_suffix(" is not set"))
+            {
+                if name.starts_with("CONFIG_") {
+                    unset.insert(name.to_string());
+                }
+                continue;
+            }
             if line.starts_with('#') {
                 continue;
             }
@@ -38,7 +52,11 @@ impl KernelConfig {
                 }
             }
         }
-        KernelConfig { values, version }
+        KernelConfig {
+            values,
+            unset,
+            version,
+        }
     }
 
     /// The option's value, "n" when unset. Accepts names with or without
@@ -48,6 +66,12 @@ impl KernelConfig {
             .get(&canonical(name))
             .map(String::as_str)
             .unwrap_or("n")
+    }
+
+    /// Whether Kconfig knows the option in this kernel (set or "is not set").
+    pub fn knows(&self, name: &str) -> bool {
+        let n = canonical(name);
+        self.values.contains_key(&n) || self.unset.contains(&n)
     }
 
     pub fn version(&self) -> Option<&str> {
@@ -87,5 +111,7 @@ mod tests {
         assert_eq!(c.get("CONFIG_NOT_THERE"), "n");
         assert_eq!(c.get("LOCALVERSION"), "-x");
         assert_eq!(c.version(), Some("6.1.119"));
+        assert!(c.knows("MODULE_ALLOW_BTF_MISMATCH"));
+        assert!(!c.knows("CONFIG_NOT_THERE"));
     }
 }

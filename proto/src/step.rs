@@ -247,14 +247,14 @@ impl Step {
     }
 }
 
-/// Module names are Kconfig-style identifiers; anything else (a path, a
-/// glob) is a mistake worth catching when the scenario is read.
+/// Module names as the kernel spells them (`ip6_udp_tunnel`): BTF objects,
+/// /sys/kernel/btf and delete_module all use '_', so a '-' spelling would
+/// load but never match. Anything else (a path, a glob) is a mistake worth
+/// catching when the scenario is read.
 pub fn valid_module_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 56
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn load_args<'de, D: Deserializer<'de>>(d: D) -> Result<LoadArgs, D::Error> {

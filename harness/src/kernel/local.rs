@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use btfvm_proto::KernelVersion;
+
 use super::bzimage;
 use super::image::KernelImage;
 use super::KernelError;
@@ -40,6 +42,7 @@ pub fn resolve(
             guess
         }
     };
+    check_config_matches(&config, &release)?;
     let modules_dir = match modules {
         Some(m) => m.to_path_buf(),
         None => PathBuf::from(format!("/lib/modules/{release}")),
@@ -67,4 +70,28 @@ pub fn resolve(
         origin: format!("{} ({release})", vmlinuz.display()),
         release,
     })
+}
+
+/// Every expectation comes from the config, so a config of another kernel
+/// would silently decide what runs. Releases carry the major.minor even
+/// where the distribution hides the patch level (Debian's "6.1.0-28").
+fn check_config_matches(config: &Path, release: &str) -> Result<(), KernelError> {
+    let text = std::fs::read_to_string(config)
+        .map_err(|e| KernelError::Local(format!("reading {}: {e}", config.display())))?;
+    let cfg = btfvm_proto::KernelConfig::parse(&text);
+    let Some(cfg_version) = cfg.version().and_then(KernelVersion::parse) else {
+        return Err(KernelError::Local(format!(
+            "{} has no \"# Linux/<arch> <version> Kernel Configuration\" header: is it a kernel .config?",
+            config.display()
+        )));
+    };
+    if let Some(rel) = KernelVersion::parse(release) {
+        if (rel.0, rel.1) != (cfg_version.0, cfg_version.1) {
+            return Err(KernelError::Local(format!(
+                "{} is the config of Linux {cfg_version}, but the kernel is {release}; pass the matching --config",
+                config.display()
+            )));
+        }
+    }
+    Ok(())
 }

@@ -57,7 +57,13 @@ fn probe_kvm(qemu: &Path, scratch: &Path) -> Result<Duration, String> {
         .write(true)
         .open("/dev/kvm")
         .map_err(|e| format!("cannot open /dev/kvm: {e}"))?;
-    let image = scratch.join("kvm-probe.img");
+    // A file of its own: runs sharing the cache may probe at the same time.
+    let file = tempfile::Builder::new()
+        .prefix("kvm-probe-")
+        .suffix(".img")
+        .tempfile_in(scratch)
+        .map_err(|e| format!("creating a probe image in {}: {e}", scratch.display()))?;
+    let image = file.path().to_path_buf();
     std::fs::write(&image, probe_boot_sector())
         .map_err(|e| format!("writing {}: {e}", image.display()))?;
     let start = Instant::now();
@@ -71,7 +77,7 @@ fn probe_kvm(qemu: &Path, scratch: &Path) -> Result<Duration, String> {
         .spawn()
         .map_err(|e| format!("starting {}: {e}", qemu.display()))?;
     let status = wait_timeout(&mut child, PROBE_TIMEOUT);
-    let _ = std::fs::remove_file(&image);
+    drop(file);
     match status {
         Some(s) if s.code() == Some(PROBE_EXIT_STATUS) => Ok(start.elapsed()),
         Some(s) => {

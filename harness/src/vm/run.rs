@@ -143,12 +143,20 @@ pub fn boot(spec: &BootSpec, on_event: &mut dyn FnMut(&VmEvent)) -> Result<BootO
     on_event(&VmEvent::Started { pid: child.0.id() });
     let stderr = child.0.stderr.take();
     let stderr_reader = std::thread::spawn(move || {
-        let mut s = String::new();
+        let mut kept = Vec::new();
         if let Some(mut e) = stderr {
-            // QEMU's own complaints are short; cap them anyway.
-            let _ = e.by_ref().take(64 * 1024).read_to_string(&mut s);
+            // QEMU's own complaints are short; keep the first 64 KiB but go
+            // on reading, so a chatty QEMU never blocks on a full pipe.
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = e.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                let room = (64 * 1024usize).saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..n.min(room)]);
+            }
         }
-        s
+        String::from_utf8_lossy(&kept).into_owned()
     });
 
     let deadline = start + spec.timeout;
@@ -268,9 +276,18 @@ fn pump(
                         }
                         decoder.push(&buf[..n]);
                     }
-                    while let Ok(Some(m)) = decoder.next_message() {
-                        on_event(&VmEvent::Message(m.clone()));
-                        messages.push(m);
+                    loop {
+                        match decoder.next_message() {
+                            Ok(Some(m)) => {
+                                on_event(&VmEvent::Message(m.clone()));
+                                messages.push(m);
+                            }
+                            Ok(None) => break,
+                            Err(e) => return BootEnd::Channel(e),
+                        }
+                    }
+                    if let Err(e) = decoder.finish() {
+                        return BootEnd::Channel(e);
                     }
                     return exited(st);
                 }

@@ -198,6 +198,31 @@ pub enum BtfError {
         site: NameSite,
         name_off: u32,
     },
+    /// A reference points at a type of a kind that cannot appear there
+    /// (e.g. a FUNC whose type is not a FUNC_PROTO, a member of FUNC type),
+    /// following the kernel's `btf.c`. For an ARRAY index type, `target` is
+    /// where the TYPEDEF/modifier chain ends: the offending type, or the
+    /// modifier pointing at void, or the one at the chain bound (a cycle).
+    #[error("type {id} ({kind}) {site}: type {target} is {} {target_kind}, expected {expected}", article(*target_kind))]
+    IncompatibleRef {
+        id: u32,
+        kind: Kind,
+        site: RefSite,
+        target: u32,
+        target_kind: Kind,
+        expected: &'static str,
+    },
+    /// Split BTF only: a name offset into the base's string section is not
+    /// at the start of a string (the byte before it is not NUL). Real
+    /// modules only use whole base strings; offsets landing mid-string mean
+    /// the module was built against a different base.
+    #[error("type {id} ({kind}) {site}: name offset {name_off} is inside a base string, not at its start (module built against a different vmlinux?)")]
+    NameNotAtStringStart {
+        id: u32,
+        kind: Kind,
+        site: NameSite,
+        name_off: u32,
+    },
     #[error("the base BTF is itself split BTF; only one level of splitting is supported")]
     BaseIsSplit,
 }
@@ -207,6 +232,14 @@ fn magic_hint(found: u16) -> &'static str {
         " (big-endian BTF is not supported)"
     } else {
         ""
+    }
+}
+
+/// "an INT", "a STRUCT".
+fn article(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Int | Kind::Array | Kind::Enum | Kind::Enum64 => "an",
+        _ => "a",
     }
 }
 

@@ -9,8 +9,11 @@
 //!
 //! The checks follow the kernel's `btf_parse_hdr`, `btf_check_sec_info`,
 //! `btf_parse_str_sec` and `btf_check_meta`, plus reference and name range
-//! checks; the kernel's per-kind semantic checks (sizes, int encodings,
-//! member offsets, reference kinds, cycles) are not repeated here.
+//! checks and the kinds a reference may point at (FUNC to FUNC_PROTO, ARRAY
+//! index to an integer, no FUNC as a member type, ...). Split BTF names that
+//! land in the base's strings must start a string. The kernel's other
+//! per-kind semantic checks (sizes, int encodings, member offsets, cycles)
+//! are not repeated here.
 //!
 //! No input can make the reader panic, and nothing is allocated from a count
 //! in the data before the data has been checked to hold that many entries.

@@ -323,14 +323,11 @@ impl<'p> Agent<'p> {
         let path = sysfs_path(module);
         let data = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
         let base = self.vmlinux_btf()?;
-        let base_last = base.last_type_id();
+        // Split BTF carries no first ID: numbering from vmlinux's last + 1
+        // is what check_split assumes, and a module built against another
+        // vmlinux shows up as references of the wrong kind or names in
+        // the middle of vmlinux's strings.
         let rep = btfvm_btf::check_split(&data, base).map_err(|e| format!("{path}: {e}"))?;
-        ensure(rep.first_id == base_last + 1, || {
-            format!(
-                "{path}: first type ID {} is not one past vmlinux's last ({base_last})",
-                rep.first_id
-            )
-        })?;
         ensure(rep.refs_into_base >= 1, || {
             format!(
                 "{path}: none of its {} type references lands in vmlinux: not split BTF",

@@ -1,6 +1,7 @@
 //! Unit tests. Blobs are assembled with the builder and then corrupted.
 
 mod header;
+mod refkinds;
 mod split;
 mod types;
 

@@ -296,6 +296,28 @@ fn host_vmlinux() {
         .any(|m| m.name == Some("pid")));
 }
 
+/// Real split BTF, when given: `BTFVM_TEST_BASE_BTF=<vmlinux .BTF>` and
+/// `BTFVM_TEST_SPLIT_BTF=<module .BTF>[:<module .BTF>...]`, e.g. from
+/// `objcopy --dump-section .BTF=out.btf <file> /dev/null`. Every module must
+/// pass `check_split` over the base. Run with `--ignored`.
+#[test]
+#[ignore = "needs BTFVM_TEST_BASE_BTF and BTFVM_TEST_SPLIT_BTF"]
+fn env_split() {
+    let (Some(base), Some(modules)) = (
+        std::env::var_os("BTFVM_TEST_BASE_BTF"),
+        std::env::var_os("BTFVM_TEST_SPLIT_BTF"),
+    ) else {
+        return;
+    };
+    let base = Btf::parse(&std::fs::read(base).unwrap()).unwrap();
+    for path in std::env::split_paths(&modules) {
+        let data = std::fs::read(&path).unwrap();
+        let report =
+            crate::check_split(&data, &base).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(report.refs_into_base > 0, "{}", path.display());
+    }
+}
+
 /// Random type sections behind a valid header and string section.
 #[test]
 fn no_panic_on_random_types() {

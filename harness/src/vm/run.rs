@@ -250,15 +250,8 @@ fn pump(
             }
             Ok(n) => {
                 decoder.push(&buf[..n]);
-                loop {
-                    match decoder.next_message() {
-                        Ok(Some(m)) => {
-                            on_event(&VmEvent::Message(m.clone()));
-                            messages.push(m);
-                        }
-                        Ok(None) => break,
-                        Err(e) => return BootEnd::Channel(e),
-                    }
+                if let Err(e) = take_messages(&mut decoder, messages, on_event) {
+                    return BootEnd::Channel(e);
                 }
             }
             Err(e)
@@ -276,17 +269,8 @@ fn pump(
                         }
                         decoder.push(&buf[..n]);
                     }
-                    loop {
-                        match decoder.next_message() {
-                            Ok(Some(m)) => {
-                                on_event(&VmEvent::Message(m.clone()));
-                                messages.push(m);
-                            }
-                            Ok(None) => break,
-                            Err(e) => return BootEnd::Channel(e),
-                        }
-                    }
-                    if let Err(e) = decoder.finish() {
+                    let taken = take_messages(&mut decoder, messages, on_event);
+                    if let Err(e) = taken.and_then(|()| decoder.finish()) {
                         return BootEnd::Channel(e);
                     }
                     return exited(st);
@@ -303,6 +287,19 @@ fn pump(
             }
         }
     }
+}
+
+/// Moves every complete message out of the decoder, announcing each.
+fn take_messages(
+    decoder: &mut Decoder,
+    messages: &mut Vec<Message>,
+    on_event: &mut dyn FnMut(&VmEvent),
+) -> Result<(), FrameError> {
+    while let Some(m) = decoder.next_message()? {
+        on_event(&VmEvent::Message(m.clone()));
+        messages.push(m);
+    }
+    Ok(())
 }
 
 /// Resolves `qemu-system-x86_64` on PATH, or says how to install it.

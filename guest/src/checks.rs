@@ -108,6 +108,7 @@ impl<'p> Agent<'p> {
             Step::ExpectVmlinuxBtf => self.expect_vmlinux_btf(sc),
             Step::ExpectModuleBtf(m) => self.expect_module_btf(sc, &m.0),
             Step::ExpectSplitBtf(m) => self.expect_split_btf(sc, &m.0),
+            Step::ExpectBtfStruct(a) => self.expect_btf_struct(sc, a),
             Step::ExpectChainBtf(m) => self.expect_chain_btf(sc, &m.0),
             Step::ExpectNoModuleBtf(m) => self.expect_no_module_btf(sc, &m.0),
             Step::HoldBtfFd(m) => self.hold_btf_fd(sc, &m.0),
@@ -337,6 +338,52 @@ impl<'p> Agent<'p> {
         sc.obs.notes.push(format!(
             "{module}: split BTF types {}..={}, {} refs ({} into vmlinux), {} names ({} from vmlinux)",
             rep.first_id, rep.last_id, rep.refs, rep.refs_into_base, rep.names, rep.names_into_base
+        ));
+        Ok(())
+    }
+
+    fn expect_btf_struct(&mut self, sc: &mut Scenario, a: &btfvm_proto::step::StructArgs) -> R {
+        let path = sysfs_path(&a.module);
+        let data = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
+        let base = self.vmlinux_btf()?;
+        let btf = Btf::parse_split(&data, base).map_err(|e| format!("{path}: {e}"))?;
+        let st = btf
+            .find_by_name(Some(base), btfvm_btf::Kind::Struct, &a.name)
+            .ok_or_else(|| format!("{path}: no struct {} among the module's own types", a.name))?;
+        let members: Vec<_> = btf
+            .members(Some(base), st)
+            .map(|it| it.collect())
+            .unwrap_or_default();
+        for (member, want) in &a.members {
+            let m = members
+                .iter()
+                .find(|m| m.name == Some(member.as_str()))
+                .ok_or_else(|| {
+                    format!("struct {} (type {}) has no member {member}", a.name, st.id)
+                })?;
+            let target = base.type_by_id(m.type_id).ok_or_else(|| {
+                format!(
+                    "struct {}.{member} has type {}, which is not a vmlinux type (vmlinux ends at {}): the module carries its own copy",
+                    a.name,
+                    m.type_id,
+                    base.last_type_id()
+                )
+            })?;
+            let got = base.name_of(None, target.name_off).unwrap_or("<anonymous>");
+            ensure(got == want, || {
+                format!(
+                    "struct {}.{member} points at vmlinux type {} {got:?} ({}), expected {want:?}",
+                    a.name, m.type_id, target.kind
+                )
+            })?;
+        }
+        sc.obs.notes.push(format!(
+            "{}: struct {} is type {} with {} members, {} checked against vmlinux",
+            a.module,
+            a.name,
+            st.id,
+            members.len(),
+            a.members.len()
         ));
         Ok(())
     }

@@ -142,6 +142,18 @@ pub struct UnloadArgs {
     pub expect: Expect,
 }
 
+/// Arguments of `expect_btf_struct`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StructArgs {
+    pub module: String,
+    /// The struct's name in the module's own BTF.
+    pub name: String,
+    /// Member name -> name of the vmlinux type it must point at.
+    #[serde(default)]
+    pub members: BTreeMap<String, String>,
+}
+
 /// A module name, the argument of most checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -192,6 +204,9 @@ pub enum Step {
     /// of its dependencies, with distinct IDs and names; fails when the
     /// module has no dependencies (nothing would be proved).
     ExpectChainBtf(ModuleArg),
+    /// The module's own BTF has this struct, and each listed member's type
+    /// is the named vmlinux type (an ID inside vmlinux, not a copy).
+    ExpectBtfStruct(StructArgs),
     /// No BTF object and no /sys/kernel/btf file for the module.
     ExpectNoModuleBtf(ModuleArg),
     /// Open an fd on the module's BTF object and keep it.
@@ -236,6 +251,7 @@ impl Step {
         match self {
             Step::Load(a) => Some(&a.module),
             Step::Unload(a) => Some(&a.module),
+            Step::ExpectBtfStruct(a) => Some(&a.module),
             Step::ExpectModuleBtf(m)
             | Step::ExpectSplitBtf(m)
             | Step::ExpectChainBtf(m)

@@ -21,6 +21,8 @@ pub struct Agent<'p> {
     seen_ids: BTreeSet<u32>,
     /// vmlinux BTF parsed once per boot: ~4 MB, slow to parse under TCG.
     vmlinux: Option<Btf>,
+    /// The result channel's fd, for self-tests that abuse it.
+    pub channel: Option<i32>,
 }
 
 /// State of one scenario; what it loaded is unloaded when it ends.
@@ -65,6 +67,7 @@ impl<'p> Agent<'p> {
             kmsg: Kmsg::open(),
             seen_ids: BTreeSet::new(),
             vmlinux: None,
+            channel: None,
         }
     }
 
@@ -118,6 +121,7 @@ impl<'p> Agent<'p> {
             Step::ExpectKmsg(text) => self.expect_kmsg(sc, text),
             Step::ExpectSpecConfig => self.expect_spec_config(),
             Step::ExpectPreFeatureBtfInfo => self.expect_pre_feature(),
+            Step::Selftest(what) => crate::selftest::run(*what, self.channel),
             Step::When(w) => {
                 let facts = KernelFacts::from_config(&self.config);
                 let branch = if w.condition().eval(&facts).is_ok() {
@@ -154,7 +158,7 @@ impl<'p> Agent<'p> {
             if std::path::Path::new(&format!("/sys/module/{}", dep_entry.name)).exists() {
                 continue;
             }
-            let r = sys::finit_module(&dep_entry.file);
+            let r = sys::finit_module(&dep_entry.file, "");
             sc.obs.loads.push(LoadRecord {
                 op: "load".into(),
                 module: dep_entry.name.clone(),
@@ -179,7 +183,7 @@ impl<'p> Agent<'p> {
             }
         }
         sc.ids_before_load.insert(a.module.clone(), before);
-        let r = sys::finit_module(&entry.file);
+        let r = sys::finit_module(&entry.file, &a.params);
         sc.obs.loads.push(LoadRecord {
             op: "load".into(),
             module: a.module.clone(),

@@ -9,6 +9,7 @@ mod btfobj;
 mod checks;
 mod kmsg;
 mod runner;
+mod selftest;
 mod sys;
 
 use std::fs::File;
@@ -68,7 +69,7 @@ fn process_main(args: &[String]) -> i32 {
         let _ = out.write_all(&encode(m));
         let _ = out.flush();
     };
-    match execute(plan_path, &mut send) {
+    match execute(plan_path, None, &mut send) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("btfvm-guest: {e}");
@@ -78,7 +79,11 @@ fn process_main(args: &[String]) -> i32 {
     }
 }
 
-fn execute(plan_path: &str, send: &mut dyn FnMut(&Message)) -> Result<(), String> {
+fn execute(
+    plan_path: &str,
+    channel: Option<i32>,
+    send: &mut dyn FnMut(&Message),
+) -> Result<(), String> {
     let text = std::fs::read(plan_path).map_err(|e| format!("reading plan {plan_path}: {e}"))?;
     let plan: Plan = serde_json::from_slice(&text).map_err(|e| format!("plan {plan_path}: {e}"))?;
     if plan.protocol != PROTOCOL_VERSION {
@@ -97,6 +102,7 @@ fn execute(plan_path: &str, send: &mut dyn FnMut(&Message)) -> Result<(), String
         scenarios: plan.scenarios.len() as u32,
     });
     let mut agent = checks::Agent::new(&plan, config);
+    agent.channel = channel;
     runner::run(&plan, &mut agent, send);
     send(&Message::Done {
         uptime_ms: uptime_ms(),
@@ -138,7 +144,7 @@ fn init_main() -> i32 {
     let mut send = |m: &Message| {
         let _ = chan.write_all(&encode(m));
     };
-    if let Err(e) = execute("/plan.json", &mut send) {
+    if let Err(e) = execute("/plan.json", Some(fd), &mut send) {
         println!("btfvm-guest: {e}");
         send(&Message::Fatal { message: e });
     }

@@ -14,9 +14,9 @@ fn last_errno() -> Errno {
 
 /// finit_module(2) with no parameters. The host hands us decompressed ELF,
 /// so no MODULE_INIT_COMPRESSED_FILE is needed (that flag is 5.17+ anyway).
-pub fn finit_module(path: &str) -> Result<(), Errno> {
+pub fn finit_module(path: &str, params: &str) -> Result<(), Errno> {
     let file = std::fs::File::open(path).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-    let params = c"";
+    let params = CString::new(params).map_err(|_| libc::EINVAL)?;
     // SAFETY: fd is open for the duration of the call, params is a valid C string.
     let r = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
     if r == 0 {

@@ -13,11 +13,20 @@ use libtest_mimic::Arguments;
 
 use crate::cache::Cache;
 use crate::kernel::debian::FetchEvent;
-use crate::kernelrun::{RunEvent, RunSettings};
+use crate::kernelrun::{RunEvent, RunSettings, TimeoutSettings};
 use crate::kernelspec::{self, KernelSource, KernelSpec};
 use crate::scenario;
 use crate::suite::Suite;
 use crate::vm::{self, AccelChoice, VmEvent};
+
+/// Progress on stderr that never panics: `eprintln!` would abort the run
+/// when whoever reads stderr has gone away (EPIPE), killing QEMU mid-check.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -57,9 +66,18 @@ pub struct RunOptions {
     /// Accelerator: auto uses KVM only when a probe guest runs under it.
     #[arg(long, value_enum, default_value = "auto", env = "BTFVM_ACCEL")]
     pub accel: AccelChoice,
-    /// Wall-clock limit per boot, in seconds (default 180 under TCG, 60 under KVM).
+    /// Wall-clock limit per boot, in seconds (default 300 under TCG, 120 under KVM).
     #[arg(long, value_name = "SECS", env = "BTFVM_TIMEOUT")]
     pub timeout: Option<u64>,
+    /// Limit from QEMU's start to the agent's hello (default 60 TCG, 20 KVM).
+    #[arg(long, value_name = "SECS", env = "BTFVM_HELLO_TIMEOUT")]
+    pub hello_timeout: Option<u64>,
+    /// Limit per scenario (default 60 TCG, 30 KVM).
+    #[arg(long, value_name = "SECS", env = "BTFVM_SCENARIO_TIMEOUT")]
+    pub scenario_timeout: Option<u64>,
+    /// Limit for the whole run, all kernels (default 3600 TCG, 1200 KVM).
+    #[arg(long, value_name = "SECS", env = "BTFVM_RUN_TIMEOUT")]
+    pub run_timeout: Option<u64>,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub memory: u32,
@@ -148,44 +166,51 @@ fn adhoc_name(word: &str) -> String {
 /// Prints progress to stderr (stdout belongs to libtest's lines).
 pub fn print_event(e: &RunEvent) {
     match e {
-        RunEvent::Accel(d) => eprintln!("btfvm: accelerator {} ({})", d.accel, d.reason),
+        RunEvent::Accel(d) => say!("btfvm: accelerator {} ({})", d.accel, d.reason),
         RunEvent::Fetch { kernel, event } => match event {
             FetchEvent::UpdatingIndex { suite } => {
-                eprintln!("btfvm: {kernel}: updating apt index for {suite}")
+                say!("btfvm: {kernel}: updating apt index for {suite}")
             }
             FetchEvent::Resolved { package, version } => {
-                eprintln!("btfvm: {kernel}: {package} {version}")
+                say!("btfvm: {kernel}: {package} {version}")
             }
             FetchEvent::Downloading { package } => {
-                eprintln!("btfvm: {kernel}: downloading {package}")
+                say!("btfvm: {kernel}: downloading {package}")
             }
             FetchEvent::Extracting { package } => {
-                eprintln!("btfvm: {kernel}: extracting {package}")
+                say!("btfvm: {kernel}: extracting {package}")
             }
             FetchEvent::Cached { .. } => {}
         },
-        RunEvent::Resolved { kernel, origin } => eprintln!("btfvm: {kernel}: kernel {origin}"),
+        RunEvent::Resolved { kernel, origin } => say!("btfvm: {kernel}: kernel {origin}"),
         RunEvent::Booting {
             kernel,
             scenarios,
             initramfs_bytes,
-        } => eprintln!(
+        } => say!(
             "btfvm: {kernel}: booting for {scenarios} scenario(s), initramfs {} KiB",
             initramfs_bytes / 1024
         ),
-        RunEvent::Vm { kernel, event } => {
-            if let VmEvent::Message(Message::Hello {
+        RunEvent::Vm { kernel, event } => match event {
+            VmEvent::Message(Message::Hello {
                 release, uptime_ms, ..
-            }) = event
-            {
-                eprintln!(
-                    "btfvm: {kernel}: agent running on {release} at guest uptime {:.2} s",
-                    *uptime_ms as f64 / 1000.0
-                );
-            }
-        }
+            }) => say!(
+                "btfvm: {kernel}: agent running on {release} at guest uptime {:.2} s",
+                *uptime_ms as f64 / 1000.0
+            ),
+            VmEvent::Splat {
+                kind,
+                line,
+                scenario,
+            } => say!(
+                "btfvm: {kernel}: {} during {}: {line}",
+                kind.as_str(),
+                scenario.as_deref().unwrap_or("boot")
+            ),
+            _ => {}
+        },
         RunEvent::Booted { kernel, wall, end } => {
-            eprintln!(
+            say!(
                 "btfvm: {kernel}: boot {end} after {:.1} s",
                 wall.as_secs_f64()
             )
@@ -204,6 +229,14 @@ fn settings_maker(
         let qemu = vm::run::find_qemu(opts.qemu.as_deref())?;
         let scratch = cache.subdir("tmp").map_err(|e| e.to_string())?;
         let accel = vm::accel::decide(&qemu, opts.accel, &scratch);
+        let secs = |v: Option<u64>| v.map(Duration::from_secs);
+        let timeouts = TimeoutSettings {
+            hello: secs(opts.hello_timeout),
+            scenario: secs(opts.scenario_timeout),
+            boot: secs(opts.timeout),
+            run: secs(opts.run_timeout),
+        };
+        let run_deadline = std::time::Instant::now() + timeouts.run_limit(accel.accel);
         events(&RunEvent::Accel(accel.clone()));
         let logs_dir = match &opts.logs {
             Some(l) => l.clone(),
@@ -214,7 +247,8 @@ fn settings_maker(
             mirror: opts.debian_mirror.clone(),
             qemu,
             accel,
-            timeout: opts.timeout.map(Duration::from_secs),
+            timeouts,
+            run_deadline,
             memory_mib: opts.memory,
             logs_dir,
         })
@@ -250,15 +284,15 @@ pub fn run_suite(opts: RunOptions, args: Arguments) -> Result<ExitCode> {
         // A report that cannot be written must not hide the trials' verdict
         // behind the "bad input" status.
         match suite.report().write(&path) {
-            Ok(()) => eprintln!("btfvm: report written to {}", path.display()),
-            Err(e) => eprintln!(
+            Ok(()) => say!("btfvm: report written to {}", path.display()),
+            Err(e) => say!(
                 "btfvm: warning: cannot write report {}: {e}",
                 path.display()
             ),
         }
     }
     if let Some(sig) = crate::interrupt::requested() {
-        eprintln!(
+        say!(
             "btfvm: interrupted by {}",
             crate::interrupt::signal_name(sig)
         );
@@ -273,6 +307,6 @@ pub fn run_suite(opts: RunOptions, args: Arguments) -> Result<ExitCode> {
 
 /// Prints an input error the way a compiler would, and gives status 2.
 pub fn usage_error(e: &anyhow::Error) -> ExitCode {
-    eprintln!("btfvm: error: {e:#}");
+    say!("btfvm: error: {e:#}");
     ExitCode::from(EXIT_USAGE)
 }

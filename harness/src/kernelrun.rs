@@ -15,7 +15,8 @@ use crate::kernelspec::KernelSpec;
 use crate::planner;
 use crate::report::{BootRecord, KernelRecord};
 use crate::scenario::Scenario;
-use crate::vm::{self, Accel, AccelDecision, BootEnd, BootOutcome, VmEvent};
+use crate::verdict::{describe_end, failed, map_results};
+use crate::vm::{self, Accel, AccelDecision, BootOutcome, Timeouts, VmEvent};
 
 /// What the UI hears about, typed; the CLI decides how to show it.
 #[derive(Debug, Clone)]
@@ -53,7 +54,9 @@ pub struct RunSettings {
     pub mirror: Option<String>,
     pub qemu: PathBuf,
     pub accel: AccelDecision,
-    pub timeout: Option<Duration>,
+    pub timeouts: TimeoutSettings,
+    /// When the whole run must be over.
+    pub run_deadline: std::time::Instant,
     pub memory_mib: u32,
     pub logs_dir: PathBuf,
 }
@@ -71,21 +74,41 @@ pub struct KernelOutcome {
     pub results: BTreeMap<String, ScenarioResult>,
 }
 
-fn failed(message: String) -> ScenarioResult {
-    ScenarioResult {
-        outcome: Outcome::Failed { message },
-        duration_ms: 0,
-        observations: None,
-    }
+/// Limits given on the command line or in the environment; unset ones
+/// get defaults for the accelerator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeoutSettings {
+    pub hello: Option<Duration>,
+    pub scenario: Option<Duration>,
+    pub boot: Option<Duration>,
+    pub run: Option<Duration>,
 }
 
-/// Default wall-clock limit of a boot: a TCG boot of a Debian kernel takes
-/// 2-3 s to /init and the suite a few more; 2x for a busy machine and a wide
-/// margin beyond.
-pub fn default_timeout(accel: Accel) -> Duration {
-    match accel {
-        Accel::Kvm => Duration::from_secs(60),
-        Accel::Tcg => Duration::from_secs(180),
+impl TimeoutSettings {
+    /// Defaults: a Debian kernel reaches /init in 1-2 s under TCG and a
+    /// scenario takes well under a second; the margins cover a machine
+    /// loaded 10x and a debug kernel, while a hang still ends in minutes.
+    pub fn resolve(&self, accel: Accel, spec_boot: Option<u64>) -> Timeouts {
+        let (hello, scenario, boot) = match accel {
+            Accel::Tcg => (60, 60, 300),
+            Accel::Kvm => (20, 30, 120),
+        };
+        Timeouts {
+            hello: self.hello.unwrap_or(Duration::from_secs(hello)),
+            scenario: self.scenario.unwrap_or(Duration::from_secs(scenario)),
+            wall: self
+                .boot
+                .or(spec_boot.map(Duration::from_secs))
+                .unwrap_or(Duration::from_secs(boot)),
+        }
+    }
+
+    /// The limit of a whole run (all kernels, downloads included).
+    pub fn run_limit(&self, accel: Accel) -> Duration {
+        self.run.unwrap_or(Duration::from_secs(match accel {
+            Accel::Tcg => 3600,
+            Accel::Kvm => 1200,
+        }))
     }
 }
 
@@ -120,6 +143,13 @@ pub fn run_kernel(
             crate::interrupt::signal_name(sig)
         );
         return all_fail(record, msg);
+    }
+    if std::time::Instant::now() >= s.run_deadline {
+        let limit = s.timeouts.run_limit(s.accel.accel).as_secs();
+        return all_fail(
+            record,
+            format!("not run: the run's {limit} s limit had passed (--run-timeout)"),
+        );
     }
     let name = spec.name.clone();
     let image = match kernel::resolve(&spec.source, &s.cache, s.mirror.as_deref(), &mut |event| {
@@ -214,10 +244,12 @@ fn boot_once(
     let initrd = work.path().join("initramfs.cpio");
     let bytes = prepared.archive.to_bytes();
     std::fs::write(&initrd, &bytes).map_err(|e| format!("writing {}: {e}", initrd.display()))?;
-    let timeout = s
-        .timeout
-        .or(spec.boot_timeout.map(Duration::from_secs))
-        .unwrap_or_else(|| default_timeout(s.accel.accel));
+    let mut timeouts = s.timeouts.resolve(s.accel.accel, spec.boot_timeout);
+    // No boot may outlive the run's own limit.
+    let left = s
+        .run_deadline
+        .saturating_duration_since(std::time::Instant::now());
+    timeouts.wall = timeouts.wall.min(left);
     let boot_spec = vm::BootSpec {
         qemu: s.qemu.clone(),
         accel: s.accel.accel,
@@ -225,7 +257,7 @@ fn boot_once(
         initrd,
         cmdline_extra: Vec::new(),
         memory_mib: s.memory_mib,
-        timeout,
+        timeouts,
         workdir: work.path().to_path_buf(),
     };
     events(&RunEvent::Booting {
@@ -241,6 +273,7 @@ fn boot_once(
         })
     })
     .map_err(|e| e.to_string())?;
+    crate::verdict::apply_allowlist(&mut outcome.splats, &spec.allow_splats);
     let log = keep_console_log(&outcome.console_log, &s.logs_dir, &spec.name);
     // Messages point at the kept copy: the temporary directory goes next.
     outcome.console_log = log.clone();
@@ -265,6 +298,7 @@ fn boot_once(
         end,
         initramfs_bytes: bytes.len() as u64,
         console_log: log.display().to_string(),
+        splats: outcome.splats.clone(),
         qemu_args: boot_spec.qemu_args(),
     };
     Ok((record, outcome))
@@ -321,84 +355,4 @@ fn prune_logs(dir: &Path, kernel: &str) {
     for p in &logs[..excess] {
         let _ = std::fs::remove_file(p);
     }
-}
-
-pub fn describe_end(o: &BootOutcome) -> String {
-    match &o.end {
-        BootEnd::Exited { status: Some(0) } if o.finished() => "powered off".into(),
-        BootEnd::Exited { status: Some(0) } => {
-            "QEMU exited (status 0) before the agent finished: kernel panic or agent crash".into()
-        }
-        BootEnd::Exited { status: Some(c) } => format!("QEMU exited with status {c}"),
-        BootEnd::Exited { status: None } => "QEMU was killed by a signal".into(),
-        BootEnd::TimedOut { after } => {
-            format!("timed out after {} s; QEMU killed", after.as_secs())
-        }
-        BootEnd::Channel(e) => format!("{e}; QEMU killed"),
-        BootEnd::Interrupted { signal } => {
-            format!(
-                "interrupted by {}; QEMU killed",
-                crate::interrupt::signal_name(*signal)
-            )
-        }
-    }
-}
-
-/// One result per planned scenario. A scenario the agent did not finish
-/// fails with how the boot ended and the console tail: never a silent pass.
-pub fn map_results(planned: &[String], o: &BootOutcome) -> BTreeMap<String, ScenarioResult> {
-    let mut out = BTreeMap::new();
-    let mut started: Option<String> = None;
-    let mut fatal: Option<String> = None;
-    let mut hello = false;
-    for m in &o.messages {
-        match m {
-            Message::Hello { .. } => hello = true,
-            Message::ScenarioStarted { name } => started = Some(name.clone()),
-            Message::ScenarioFinished {
-                name,
-                outcome,
-                duration_ms,
-                observations,
-            } => {
-                started = None;
-                out.insert(
-                    name.clone(),
-                    ScenarioResult {
-                        outcome: outcome.clone(),
-                        duration_ms: *duration_ms,
-                        observations: Some(observations.clone()),
-                    },
-                );
-            }
-            Message::Fatal { message } => fatal = Some(message.clone()),
-            Message::Done { .. } => {}
-        }
-    }
-    let end = describe_end(o);
-    let mut context = String::new();
-    if !o.qemu_stderr.trim().is_empty() {
-        context.push_str(&format!("\nQEMU said:\n{}", o.qemu_stderr.trim_end()));
-    }
-    context.push_str(&format!(
-        "\nconsole ({}), last lines:\n{}",
-        o.console_log.display(),
-        o.console_tail
-    ));
-    for name in planned {
-        if out.contains_key(name) {
-            continue;
-        }
-        let why = if let Some(f) = &fatal {
-            format!("the guest agent gave up: {f}")
-        } else if !hello {
-            format!("the guest agent never reported (no hello on the channel); boot {end}")
-        } else if started.as_deref() == Some(name.as_str()) {
-            format!("boot ended while this scenario ran: {end}")
-        } else {
-            format!("boot ended before this scenario ran: {end}")
-        };
-        out.insert(name.clone(), failed(format!("{why}{context}")));
-    }
-    out
 }

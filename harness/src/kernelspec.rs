@@ -21,6 +21,18 @@ struct SpecFile {
     /// Seconds for the whole boot; the default depends on the accelerator.
     #[serde(default)]
     boot_timeout: Option<u64>,
+    /// Known-harmless kernel splats of this kernel.
+    #[serde(default)]
+    allow_splats: Vec<AllowSplat>,
+}
+
+/// A splat that does not fail the boot: its first line contains `matches`.
+/// The reason is mandatory so the list stays reviewable.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AllowSplat {
+    pub matches: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -83,6 +95,7 @@ pub struct KernelSpec {
     pub default: bool,
     pub expect: Expectation,
     pub boot_timeout: Option<u64>,
+    pub allow_splats: Vec<AllowSplat>,
 }
 
 impl KernelSpec {
@@ -96,6 +109,7 @@ impl KernelSpec {
             default: false,
             expect: Expectation::default(),
             boot_timeout: None,
+            allow_splats: Vec::new(),
         }
     }
 }
@@ -113,6 +127,12 @@ pub fn load(path: &Path) -> Result<KernelSpec, YamlError> {
     };
     cond.validate()
         .map_err(|e| invalid(format!("expect.config: {e}")))?;
+    let blank = |a: &&AllowSplat| a.matches.trim().is_empty() || a.reason.trim().is_empty();
+    if let Some(a) = f.allow_splats.iter().find(blank) {
+        return Err(invalid(format!(
+            "allow_splats: {a:?}: both `matches` (text of the splat's first line) and `reason` must be non-empty"
+        )));
+    }
     Ok(KernelSpec {
         name: path
             .file_stem()
@@ -125,6 +145,7 @@ pub fn load(path: &Path) -> Result<KernelSpec, YamlError> {
         default: f.default,
         expect: f.expect,
         boot_timeout: f.boot_timeout,
+        allow_splats: f.allow_splats,
     })
 }
 

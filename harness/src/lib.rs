@@ -14,5 +14,6 @@ pub mod planner;
 pub mod report;
 pub mod scenario;
 pub mod suite;
+pub mod verdict;
 pub mod vm;
 pub mod yaml;

@@ -51,6 +51,9 @@ pub struct BootRecord {
     pub end: String,
     pub initramfs_bytes: u64,
     pub console_log: String,
+    /// Kernel splats seen on the console; `allowed` holds the spec's reason
+    /// for the ones that did not fail anything.
+    pub splats: Vec<crate::vm::Splat>,
     pub qemu_args: Vec<String>,
 }
 
@@ -81,6 +84,14 @@ impl Report {
 
     /// Written to a temp file and renamed: a report is whole or absent.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        // A device or a pipe (/dev/stdout, a fifo) is written in place:
+        // renaming a temp file over it would replace the device itself.
+        if path.exists() && !path.metadata()?.is_file() {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            let mut bytes = serde_json::to_vec_pretty(self)?;
+            bytes.push(b'\n');
+            return std::io::Write::write_all(&mut f, &bytes);
+        }
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

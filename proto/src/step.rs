@@ -131,6 +131,9 @@ pub struct LoadArgs {
     pub variant: Variant,
     #[serde(default)]
     pub expect: Expect,
+    /// Module parameters, as `insmod` takes them ("a=1 b=x").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub params: String,
 }
 
 /// Arguments of `unload`: a bare module name or a map.
@@ -152,6 +155,27 @@ pub struct StructArgs {
     /// Member name -> name of the vmlinux type it must point at.
     #[serde(default)]
     pub members: BTreeMap<String, String>,
+}
+
+/// Faults the agent can provoke for real, so btfvm's handling of each is
+/// tested against a real kernel and QEMU rather than a mock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selftest {
+    /// A Rust panic inside a step.
+    AgentPanic,
+    /// PID 1 exits: the kernel panics with "Attempted to kill init".
+    AgentExit,
+    /// The step never returns.
+    Hang,
+    /// A real kernel panic through /proc/sysrq-trigger ('c').
+    KernelPanic,
+    /// Bytes on the channel that are not a frame.
+    Garbage,
+    /// A frame header announcing 1 GiB.
+    Oversize,
+    /// Half a frame, then power off.
+    Truncated,
 }
 
 /// A module name, the argument of most checks.
@@ -229,6 +253,8 @@ pub enum Step {
     ExpectPreFeatureBtfInfo,
     /// Branch on the kernel's config and version.
     When(When),
+    /// Provokes a fault on purpose, to test btfvm itself (tests/faults).
+    Selftest(Selftest),
 }
 
 impl Step {
@@ -278,6 +304,7 @@ fn load_args<'de, D: Deserializer<'de>>(d: D) -> Result<LoadArgs, D::Error> {
         module: m,
         variant: Variant::Plain,
         expect: Expect::Ok,
+        params: String::new(),
     }))
 }
 

@@ -38,6 +38,86 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Follows the console log while QEMU writes it: new complete lines, each
+/// tagged with the scenario running when it was read.
+pub struct ConsoleWatch {
+    path: std::path::PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+    lines: Vec<(String, Option<String>)>,
+    dropped: u64,
+}
+
+/// A boot's console is a few hundred lines; a flood (a splat loop) is capped
+/// so the host never grows without bound.
+const MAX_LINES: usize = 20_000;
+
+impl ConsoleWatch {
+    pub fn new(path: &Path) -> Self {
+        ConsoleWatch {
+            path: path.to_path_buf(),
+            offset: 0,
+            partial: Vec::new(),
+            lines: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Reads what was appended since the last call; returns the index of
+    /// the first new line.
+    pub fn poll(&mut self, scenario: Option<&str>) -> usize {
+        use std::io::{Read, Seek, SeekFrom};
+        let first_new = self.lines.len();
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return first_new;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return first_new;
+        }
+        let mut buf = Vec::new();
+        if let Ok(n) = f.by_ref().take(4 << 20).read_to_end(&mut buf) {
+            self.offset += n as u64;
+        }
+        self.partial.extend_from_slice(&buf);
+        while let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = self.partial.drain(..=pos).collect();
+            let line = clean(&String::from_utf8_lossy(&raw)).trim_end().to_string();
+            if line.is_empty() {
+                continue;
+            }
+            if self.lines.len() < MAX_LINES {
+                self.lines.push((line, scenario.map(String::from)));
+            } else {
+                self.dropped += 1;
+            }
+        }
+        first_new
+    }
+
+    /// Takes a last line that never got its newline (QEMU killed, or a
+    /// panic message cut short).
+    pub fn finish(&mut self, scenario: Option<&str>) {
+        self.poll(scenario);
+        if !self.partial.is_empty() && self.lines.len() < MAX_LINES {
+            let line = clean(&String::from_utf8_lossy(&self.partial))
+                .trim_end()
+                .to_string();
+            if !line.is_empty() {
+                self.lines.push((line, scenario.map(String::from)));
+            }
+        }
+        self.partial.clear();
+    }
+
+    pub fn lines(&self) -> &[(String, Option<String>)] {
+        &self.lines
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

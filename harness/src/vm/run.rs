@@ -1,17 +1,19 @@
 //! One boot: QEMU started, the agent's frames read from the channel socket,
 //! typed events passed up, everything killed and reaped at the end.
 
-use std::io::{ErrorKind, Read};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Read;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use btfvm_proto::{Decoder, FrameError, Message};
+use btfvm_proto::{FrameError, Message};
 
 use super::args::{self, Accel};
-use super::console;
+use super::console::{self, ConsoleWatch};
 use super::process::{die_with_parent, KillOnDrop};
+use super::pump::{Pump, Timeouts};
+use super::splat::{self, Splat, SplatKind};
 
 /// Everything one boot needs.
 #[derive(Debug, Clone)]
@@ -22,8 +24,7 @@ pub struct BootSpec {
     pub initrd: PathBuf,
     pub cmdline_extra: Vec<String>,
     pub memory_mib: u32,
-    /// Wall-clock limit for the whole boot.
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
     /// Where the console log and the channel socket go.
     pub workdir: PathBuf,
 }
@@ -54,9 +55,20 @@ impl BootSpec {
 /// What happened, as it happened.
 #[derive(Debug, Clone)]
 pub enum VmEvent {
-    Started { pid: u32 },
-    Connected { after: Duration },
+    Started {
+        pid: u32,
+    },
+    /// QEMU connected the channel socket (at its start, not the agent's).
+    Connected {
+        after: Duration,
+    },
     Message(Message),
+    /// A console line that starts a kernel splat, as it arrives.
+    Splat {
+        kind: SplatKind,
+        line: String,
+        scenario: Option<String>,
+    },
 }
 
 /// How the boot ended.
@@ -70,6 +82,18 @@ pub enum BootEnd {
     TimedOut {
         after: Duration,
     },
+    /// No hello from the agent in time: the kernel did not reach /init, or
+    /// the agent died before it could speak.
+    NoHello {
+        after: Duration,
+    },
+    /// A scenario ran past its limit; QEMU was killed.
+    ScenarioTimedOut {
+        scenario: String,
+        after: Duration,
+    },
+    /// The kernel panicked and QEMU did not exit by itself; it was killed.
+    Panicked,
     /// The user interrupted the run (SIGINT/SIGTERM); QEMU was killed.
     Interrupted {
         signal: i32,
@@ -86,6 +110,10 @@ pub struct BootOutcome {
     pub console_log: PathBuf,
     pub console_tail: String,
     pub qemu_stderr: String,
+    /// Kernel splats found on the console, in order.
+    pub splats: Vec<Splat>,
+    /// Console lines past the cap that were not kept.
+    pub console_dropped: u64,
 }
 
 impl BootOutcome {
@@ -159,20 +187,16 @@ pub fn boot(spec: &BootSpec, on_event: &mut dyn FnMut(&VmEvent)) -> Result<BootO
         String::from_utf8_lossy(&kept).into_owned()
     });
 
-    let deadline = start + spec.timeout;
-    let mut messages = Vec::new();
-    let end = pump(
-        &listener,
-        &mut child,
-        deadline,
-        start,
-        &mut messages,
-        on_event,
-    );
+    let console = ConsoleWatch::new(&spec.console_log());
+    let mut pump = Pump::new(&listener, console, start, spec.timeouts, on_event);
+    let end = pump.run(&mut child);
     if !matches!(end, BootEnd::Exited { .. }) {
         let _ = child.0.kill();
     }
     let _ = child.0.wait();
+    let splats = splat::find(pump.console.lines());
+    let console_dropped = pump.console.dropped();
+    let messages = std::mem::take(&mut pump.messages);
     let qemu_stderr = stderr_reader.join().unwrap_or_default();
     drop(child);
     let _ = std::fs::remove_file(&socket);
@@ -184,122 +208,9 @@ pub fn boot(spec: &BootSpec, on_event: &mut dyn FnMut(&VmEvent)) -> Result<BootO
         elapsed: start.elapsed(),
         console_log,
         qemu_stderr,
+        splats,
+        console_dropped,
     })
-}
-
-fn exited(status: ExitStatus) -> BootEnd {
-    BootEnd::Exited {
-        status: status.code(),
-    }
-}
-
-/// Accepts the channel, then reads frames until QEMU exits, the deadline
-/// passes, or the stream is undecodable.
-fn pump(
-    listener: &UnixListener,
-    child: &mut KillOnDrop,
-    deadline: Instant,
-    start: Instant,
-    messages: &mut Vec<Message>,
-    on_event: &mut dyn FnMut(&VmEvent),
-) -> BootEnd {
-    let mut stream: Option<UnixStream> = None;
-    let mut decoder = Decoder::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        if let Some(signal) = crate::interrupt::requested() {
-            return BootEnd::Interrupted { signal };
-        }
-        if Instant::now() >= deadline {
-            return BootEnd::TimedOut {
-                after: start.elapsed(),
-            };
-        }
-        let Some(s) = stream.as_mut() else {
-            match listener.accept() {
-                Ok((s, _)) => {
-                    let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
-                    on_event(&VmEvent::Connected {
-                        after: start.elapsed(),
-                    });
-                    stream = Some(s);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    if let Ok(Some(st)) = child.0.try_wait() {
-                        return exited(st);
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-            continue;
-        };
-        match s.read(&mut buf) {
-            Ok(0) => {
-                // QEMU closes the socket when it exits.
-                let status = super::process::wait_timeout(&mut child.0, Duration::from_secs(5));
-                if let Err(e) = decoder.finish() {
-                    return BootEnd::Channel(e);
-                }
-                return match status {
-                    Some(st) => exited(st),
-                    None => BootEnd::TimedOut {
-                        after: start.elapsed(),
-                    },
-                };
-            }
-            Ok(n) => {
-                decoder.push(&buf[..n]);
-                if let Err(e) = take_messages(&mut decoder, messages, on_event) {
-                    return BootEnd::Channel(e);
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                if let Ok(Some(st)) = child.0.try_wait() {
-                    // Drain what is left before reporting the exit.
-                    let _ = s.set_nonblocking(true);
-                    while let Ok(n) = s.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        decoder.push(&buf[..n]);
-                    }
-                    let taken = take_messages(&mut decoder, messages, on_event);
-                    if let Err(e) = taken.and_then(|()| decoder.finish()) {
-                        return BootEnd::Channel(e);
-                    }
-                    return exited(st);
-                }
-            }
-            Err(_) => {
-                let status = super::process::wait_timeout(&mut child.0, Duration::from_secs(5));
-                return match status {
-                    Some(st) => exited(st),
-                    None => BootEnd::TimedOut {
-                        after: start.elapsed(),
-                    },
-                };
-            }
-        }
-    }
-}
-
-/// Moves every complete message out of the decoder, announcing each.
-fn take_messages(
-    decoder: &mut Decoder,
-    messages: &mut Vec<Message>,
-    on_event: &mut dyn FnMut(&VmEvent),
-) -> Result<(), FrameError> {
-    while let Some(m) = decoder.next_message()? {
-        on_event(&VmEvent::Message(m.clone()));
-        messages.push(m);
-    }
-    Ok(())
 }
 
 /// Resolves `qemu-system-x86_64` on PATH, or says how to install it.

@@ -1,0 +1,178 @@
+//! From how a boot went to one verdict per scenario. Nothing the agent did
+//! not finish can pass, and a kernel splat fails the scenario it happened in
+//! and every one after it: the kernel they ran on was no longer healthy.
+
+use std::collections::BTreeMap;
+
+use btfvm_proto::{Message, Outcome};
+
+use crate::kernelrun::ScenarioResult;
+use crate::kernelspec::AllowSplat;
+use crate::vm::{BootEnd, BootOutcome, Splat};
+
+pub fn failed(message: String) -> ScenarioResult {
+    ScenarioResult {
+        outcome: Outcome::Failed { message },
+        duration_ms: 0,
+        observations: None,
+    }
+}
+
+pub fn describe_end(o: &BootOutcome) -> String {
+    let panic = o
+        .splats
+        .iter()
+        .find(|s| s.kind == crate::vm::SplatKind::Panic);
+    match (&o.end, panic) {
+        (BootEnd::Exited { .. }, Some(p)) if !o.finished() && p.line.contains("Attempted to kill init") => {
+            format!("the guest agent (PID 1) exited or crashed, and the kernel panicked: {}", p.line)
+        }
+        (BootEnd::Exited { .. }, Some(p)) if !o.finished() => format!("kernel panic: {}", p.line),
+        (BootEnd::Panicked, Some(p)) => {
+            format!("kernel panic: {}; QEMU did not exit and was killed", p.line)
+        }
+        (BootEnd::Exited { status: Some(0) }, _) if o.finished() => "powered off".into(),
+        (BootEnd::Exited { status: Some(0) }, _) => {
+            "QEMU exited (status 0) before the agent finished, with no panic on the console".into()
+        }
+        (BootEnd::Exited { status: Some(c) }, _) => format!("QEMU exited with status {c}"),
+        (BootEnd::Exited { status: None }, _) => "QEMU was killed by a signal".into(),
+        (BootEnd::TimedOut { after }, _) => format!("boot timed out after {} s; QEMU killed", after.as_secs()),
+        (BootEnd::NoHello { after }, _) => format!(
+            "no hello from the agent within {} s (kernel never reached /init, or the agent died first); QEMU killed",
+            after.as_secs()
+        ),
+        (BootEnd::ScenarioTimedOut { scenario, after }, _) => {
+            format!("scenario {scenario} still running after {} s; QEMU killed", after.as_secs())
+        }
+        (BootEnd::Panicked, None) => "kernel panic; QEMU did not exit and was killed".into(),
+        (BootEnd::Channel(e), _) => format!("{e}; QEMU killed"),
+        (BootEnd::Interrupted { signal }, _) => {
+            format!("interrupted by {}; QEMU killed", crate::interrupt::signal_name(*signal))
+        }
+    }
+}
+
+/// Marks the splats a kernel spec tolerates, with its reason.
+pub fn apply_allowlist(splats: &mut [Splat], allow: &[AllowSplat]) {
+    for s in splats {
+        if let Some(a) = allow.iter().find(|a| s.line.contains(&a.matches)) {
+            s.allowed = Some(a.reason.clone());
+        }
+    }
+}
+
+fn splat_text(s: &Splat) -> String {
+    let at = match &s.scenario {
+        Some(n) => format!("during {n}"),
+        None => "outside any scenario".into(),
+    };
+    let who = if s.line.contains("Attempted to kill init") {
+        "the guest agent (PID 1) exited or crashed; "
+    } else {
+        ""
+    };
+    format!(
+        "{who}{} {at}:\n  {}",
+        s.kind.as_str(),
+        s.excerpt.join("\n  ")
+    )
+}
+
+/// One result per planned scenario.
+pub fn map_results(planned: &[String], o: &BootOutcome) -> BTreeMap<String, ScenarioResult> {
+    let mut out = BTreeMap::new();
+    let mut started: Option<String> = None;
+    let mut fatal: Option<String> = None;
+    let mut hello = false;
+    for m in &o.messages {
+        match m {
+            Message::Hello { .. } => hello = true,
+            Message::ScenarioStarted { name } => started = Some(name.clone()),
+            Message::ScenarioFinished {
+                name,
+                outcome,
+                duration_ms,
+                observations,
+            } => {
+                started = None;
+                out.insert(
+                    name.clone(),
+                    ScenarioResult {
+                        outcome: outcome.clone(),
+                        duration_ms: *duration_ms,
+                        observations: Some(observations.clone()),
+                    },
+                );
+            }
+            Message::Fatal { message } => fatal = Some(message.clone()),
+            Message::Done { .. } => {}
+        }
+    }
+    // The first splat that is not tolerated taints its scenario and all
+    // later ones; one before any scenario taints them all.
+    if let Some(s) = o.splats.iter().find(|s| s.allowed.is_none()) {
+        let from = match &s.scenario {
+            Some(n) => planned.iter().position(|p| p == n).unwrap_or(0),
+            None if hello
+                && o.messages
+                    .iter()
+                    .any(|m| matches!(m, Message::ScenarioFinished { .. })) =>
+            {
+                // After the last finished scenario: taint what had not run.
+                planned
+                    .iter()
+                    .position(|p| !out.contains_key(p))
+                    .unwrap_or(planned.len())
+            }
+            None => 0,
+        };
+        for name in &planned[from..] {
+            let prev = out.remove(name);
+            let observations = prev.as_ref().and_then(|r| r.observations.clone());
+            let duration_ms = prev.as_ref().map(|r| r.duration_ms).unwrap_or(0);
+            let earlier = match prev.map(|r| r.outcome) {
+                Some(Outcome::Failed { message }) => {
+                    format!("\n(and its own check failed: {message})")
+                }
+                _ => String::new(),
+            };
+            out.insert(
+                name.clone(),
+                ScenarioResult {
+                    outcome: Outcome::Failed {
+                        message: format!("{}{earlier}", splat_text(s)),
+                    },
+                    duration_ms,
+                    observations,
+                },
+            );
+        }
+    }
+    let end = describe_end(o);
+    let mut context = String::new();
+    if !o.qemu_stderr.trim().is_empty() {
+        context.push_str(&format!("\nQEMU said:\n{}", o.qemu_stderr.trim_end()));
+    }
+    context.push_str(&format!(
+        "\nconsole ({}), last lines:\n{}",
+        o.console_log.display(),
+        o.console_tail
+    ));
+    for name in planned {
+        if out.contains_key(name) {
+            continue;
+        }
+        let why = if let Some(f) = &fatal {
+            format!("the guest agent gave up: {f}")
+        } else if !hello {
+            format!("the guest agent never reported (no hello on the channel); boot ended: {end}")
+        } else if started.as_deref() == Some(name.as_str()) {
+            format!("boot ended while this scenario ran: {end}")
+        } else {
+            format!("boot ended before this scenario ran: {end}")
+        };
+        out.insert(name.clone(), failed(format!("{why}{context}")));
+    }
+    out
+}

@@ -19,21 +19,33 @@ fn stderr(o: &Output) -> String {
 fn kernels_that_are_not_x86_bzimages() {
     let d = tempfile::tempdir().unwrap();
     let cases: [(&str, Vec<u8>, &str); 3] = [
-        ("text", b"#!/bin/sh\necho not a kernel\n".to_vec(), "not a usable x86 kernel"),
-        ("truncated", {
-            // A boot sector and the start of a setup header, cut short.
-            let mut v = vec![0u8; 0x210];
-            v[0x1fe] = 0x55;
-            v[0x1ff] = 0xaa;
-            v[0x202..0x206].copy_from_slice(b"HdrS");
-            v
-        }, "not a usable x86 kernel"),
-        ("arm64", {
-            // The arm64 Image header: "ARM\x64" at byte 56.
-            let mut v = vec![0u8; 4096];
-            v[56..60].copy_from_slice(b"ARM\x64");
-            v
-        }, "not a usable x86 kernel"),
+        (
+            "text",
+            b"#!/bin/sh\necho not a kernel\n".to_vec(),
+            "not a usable x86 kernel",
+        ),
+        (
+            "truncated",
+            {
+                // A boot sector and the start of a setup header, cut short.
+                let mut v = vec![0u8; 0x210];
+                v[0x1fe] = 0x55;
+                v[0x1ff] = 0xaa;
+                v[0x202..0x206].copy_from_slice(b"HdrS");
+                v
+            },
+            "not a usable x86 kernel",
+        ),
+        (
+            "arm64",
+            {
+                // The arm64 Image header: "ARM\x64" at byte 56.
+                let mut v = vec![0u8; 4096];
+                v[56..60].copy_from_slice(b"ARM\x64");
+                v
+            },
+            "not a usable x86 kernel",
+        ),
     ];
     for (name, bytes, want) in cases {
         let p = d.path().join(format!("vmlinuz-{name}"));
@@ -41,7 +53,10 @@ fn kernels_that_are_not_x86_bzimages() {
         let o = btfvm(&["run", "--kernel", p.to_str().unwrap()]);
         let e = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{name}: {e}");
-        assert!(e.contains(want) && e.contains(&p.display().to_string()), "{name}: {e}");
+        assert!(
+            e.contains(want) && e.contains(&p.display().to_string()),
+            "{name}: {e}"
+        );
     }
 }
 
@@ -64,7 +79,13 @@ fn a_modules_dir_of_another_kernel_and_a_module_that_is_not_elf() {
     let d = tempfile::tempdir().unwrap();
     let other = d.path().join("lib/modules/5.10.0-32-cloud-amd64");
     std::fs::create_dir_all(&other).unwrap();
-    let o = btfvm(&["run", "--kernel", &vmlinuz, "--modules", other.to_str().unwrap()]);
+    let o = btfvm(&[
+        "run",
+        "--kernel",
+        &vmlinuz,
+        "--modules",
+        other.to_str().unwrap(),
+    ]);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("is for kernel 5.10.0-32-cloud-amd64"), "{e}");
@@ -81,29 +102,57 @@ fn a_modules_dir_of_another_kernel_and_a_module_that_is_not_elf() {
         "--modules",
         tree.to_str().unwrap(),
         "--exact",
-        &format!("{}::module-load", Path::new(&vmlinuz).file_name().unwrap().to_str().unwrap()),
+        &format!(
+            "{}::module-load",
+            Path::new(&vmlinuz).file_name().unwrap().to_str().unwrap()
+        ),
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}\n{}", stderr(&o));
-    assert!(out.contains("preparing module dummy") && out.contains("dummy.ko"), "{out}");
+    assert!(
+        out.contains("preparing module dummy") && out.contains("dummy.ko"),
+        "{out}"
+    );
 }
 
 #[test]
 fn a_package_that_does_not_exist() {
-    let o = btfvm(&["fetch", "debian:bookworm:linux-image-0.0.0-nonexistent-amd64"]);
+    let o = btfvm(&[
+        "fetch",
+        "debian:bookworm:linux-image-0.0.0-nonexistent-amd64",
+    ]);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(e.contains("linux-image-0.0.0-nonexistent-amd64") && e.contains("bookworm"), "{e}");
+    assert!(
+        e.contains("linux-image-0.0.0-nonexistent-amd64") && e.contains("bookworm"),
+        "{e}"
+    );
 }
 
 #[test]
 fn yaml_mistakes_name_file_line_and_column() {
     let d = tempfile::tempdir().unwrap();
     for (name, text, want) in [
-        ("unknown-key.yaml", "about: x\nsteps: [expect_user_btf]\nrequire: {}\n", ":3:1: unknown field `require`"),
-        ("wrong-type.yaml", "about: x\nsteps: expect_user_btf\n", ":2:8:"),
-        ("missing.yaml", "steps: [expect_user_btf]\n", "missing field `about`"),
-        ("bad-value.yaml", "about: x\nrequires: {config: {CONFIG_X: yes}}\nsteps: [expect_user_btf]\n", "is not one of y, m, n, set"),
+        (
+            "unknown-key.yaml",
+            "about: x\nsteps: [expect_user_btf]\nrequire: {}\n",
+            ":3:1: unknown field `require`",
+        ),
+        (
+            "wrong-type.yaml",
+            "about: x\nsteps: expect_user_btf\n",
+            ":2:8:",
+        ),
+        (
+            "missing.yaml",
+            "steps: [expect_user_btf]\n",
+            "missing field `about`",
+        ),
+        (
+            "bad-value.yaml",
+            "about: x\nrequires: {config: {CONFIG_X: yes}}\nsteps: [expect_user_btf]\n",
+            "is not one of y, m, n, set",
+        ),
     ] {
         let dir = d.path().join(name.trim_end_matches(".yaml"));
         std::fs::create_dir_all(&dir).unwrap();

@@ -112,20 +112,11 @@ pub fn map_results(planned: &[String], o: &BootOutcome) -> BTreeMap<String, Scen
     // The first splat that is not tolerated taints its scenario and all
     // later ones; one before any scenario taints them all.
     if let Some(s) = o.splats.iter().find(|s| s.allowed.is_none()) {
+        // Scenarios run in plan order: between two of them, the first not
+        // yet finished is the first one tainted.
         let from = match &s.scenario {
             Some(n) => planned.iter().position(|p| p == n).unwrap_or(0),
-            None if hello
-                && o.messages
-                    .iter()
-                    .any(|m| matches!(m, Message::ScenarioFinished { .. })) =>
-            {
-                // After the last finished scenario: taint what had not run.
-                planned
-                    .iter()
-                    .position(|p| !out.contains_key(p))
-                    .unwrap_or(planned.len())
-            }
-            None => 0,
+            None => s.finished_before.min(planned.len()),
         };
         for name in &planned[from..] {
             let prev = out.remove(name);
@@ -175,4 +166,105 @@ pub fn map_results(planned: &[String], o: &BootOutcome) -> BTreeMap<String, Scen
         out.insert(name.clone(), failed(format!("{why}{context}")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::SplatKind;
+    use btfvm_proto::Observations;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn finished(name: &str) -> Message {
+        Message::ScenarioFinished {
+            name: name.into(),
+            outcome: Outcome::Passed,
+            duration_ms: 1,
+            observations: Observations::default(),
+        }
+    }
+
+    fn outcome(splat_in: Option<&str>, line: &str) -> BootOutcome {
+        BootOutcome {
+            end: BootEnd::Exited { status: Some(0) },
+            messages: vec![
+                Message::Hello {
+                    agent: "t".into(),
+                    release: "6.1".into(),
+                    uptime_ms: 1,
+                    scenarios: 3,
+                },
+                finished("a"),
+                finished("b"),
+                finished("c"),
+                Message::Done { uptime_ms: 2 },
+            ],
+            elapsed: Duration::from_secs(2),
+            console_log: PathBuf::from("/log"),
+            console_tail: String::new(),
+            qemu_stderr: String::new(),
+            splats: vec![Splat {
+                kind: SplatKind::Warning,
+                line: line.into(),
+                excerpt: vec![line.into(), "Call Trace:".into()],
+                scenario: splat_in.map(String::from),
+                finished_before: 0,
+                allowed: None,
+            }],
+            console_dropped: 0,
+        }
+    }
+
+    fn planned() -> Vec<String> {
+        ["a", "b", "c"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn a_splat_fails_its_scenario_and_the_later_ones() {
+        let r = map_results(
+            &planned(),
+            &outcome(Some("b"), "WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2"),
+        );
+        assert_eq!(r["a"].outcome, Outcome::Passed);
+        for n in ["b", "c"] {
+            match &r[n].outcome {
+                Outcome::Failed { message } => {
+                    assert!(message.contains("kernel WARNING during b"), "{message}");
+                    assert!(message.contains("Call Trace:"), "{message}");
+                }
+                o => panic!("{n}: {o:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_allowlisted_splat_fails_nothing_and_keeps_its_reason() {
+        let mut o = outcome(
+            Some("a"),
+            "WARNING: CPU: 0 PID: 1 at drivers/known.c:1 f+0x1/0x2",
+        );
+        let allow = [AllowSplat {
+            matches: "drivers/known.c".into(),
+            reason: "fixed upstream by commit abc".into(),
+        }];
+        apply_allowlist(&mut o.splats, &allow);
+        assert_eq!(
+            o.splats[0].allowed.as_deref(),
+            Some("fixed upstream by commit abc")
+        );
+        let r = map_results(&planned(), &o);
+        assert!(r.values().all(|v| v.outcome == Outcome::Passed));
+    }
+
+    #[test]
+    fn a_splat_before_any_scenario_fails_them_all() {
+        let r = map_results(
+            &planned(),
+            &outcome(None, "BUG: kernel NULL pointer dereference"),
+        );
+        assert!(r
+            .values()
+            .all(|v| matches!(v.outcome, Outcome::Failed { .. })));
+    }
 }

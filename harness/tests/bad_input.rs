@@ -163,3 +163,17 @@ fn yaml_mistakes_name_file_line_and_column() {
         assert!(e.contains(name) && e.contains(want), "{name}: {e}");
     }
 }
+
+#[test]
+fn no_apt_on_the_host() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_btfvm"))
+        .args(["fetch", "debian:trixie"])
+        .env("BTFVM_CACHE_DIR", cache.path())
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("running btfvm");
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("apt"), "{e}");
+}

@@ -38,13 +38,22 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Where the agent was when a console line arrived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tag {
+    /// The scenario running, if one was.
+    pub scenario: Option<String>,
+    /// How many scenarios had finished.
+    pub finished: usize,
+}
+
 /// Follows the console log while QEMU writes it: new complete lines, each
-/// tagged with the scenario running when it was read.
+/// tagged with where the agent was when it was read.
 pub struct ConsoleWatch {
     path: std::path::PathBuf,
     offset: u64,
     partial: Vec<u8>,
-    lines: Vec<(String, Option<String>)>,
+    lines: Vec<(String, Tag)>,
     dropped: u64,
 }
 
@@ -65,7 +74,7 @@ impl ConsoleWatch {
 
     /// Reads what was appended since the last call; returns the index of
     /// the first new line.
-    pub fn poll(&mut self, scenario: Option<&str>) -> usize {
+    pub fn poll(&mut self, tag: &Tag) -> usize {
         use std::io::{Read, Seek, SeekFrom};
         let first_new = self.lines.len();
         let Ok(mut f) = std::fs::File::open(&self.path) else {
@@ -86,7 +95,7 @@ impl ConsoleWatch {
                 continue;
             }
             if self.lines.len() < MAX_LINES {
-                self.lines.push((line, scenario.map(String::from)));
+                self.lines.push((line, tag.clone()));
             } else {
                 self.dropped += 1;
             }
@@ -96,20 +105,20 @@ impl ConsoleWatch {
 
     /// Takes a last line that never got its newline (QEMU killed, or a
     /// panic message cut short).
-    pub fn finish(&mut self, scenario: Option<&str>) {
-        self.poll(scenario);
+    pub fn finish(&mut self, tag: &Tag) {
+        self.poll(tag);
         if !self.partial.is_empty() && self.lines.len() < MAX_LINES {
             let line = clean(&String::from_utf8_lossy(&self.partial))
                 .trim_end()
                 .to_string();
             if !line.is_empty() {
-                self.lines.push((line, scenario.map(String::from)));
+                self.lines.push((line, tag.clone()));
             }
         }
         self.partial.clear();
     }
 
-    pub fn lines(&self) -> &[(String, Option<String>)] {
+    pub fn lines(&self) -> &[(String, Tag)] {
         &self.lines
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use btfvm_proto::{Decoder, FrameError, Message};
 
-use super::console::ConsoleWatch;
+use super::console::{ConsoleWatch, Tag};
 use super::process::{wait_timeout, KillOnDrop};
 use super::run::{BootEnd, VmEvent};
 use super::splat::{classify, message, SplatKind};
@@ -37,6 +37,7 @@ pub struct Pump<'a> {
     timeouts: Timeouts,
     hello_at: Option<Instant>,
     current: Option<(String, Instant)>,
+    finished: usize,
     panic_at: Option<Instant>,
     last_console_poll: Option<Instant>,
     pub messages: Vec<Message>,
@@ -60,6 +61,7 @@ impl<'a> Pump<'a> {
             timeouts,
             hello_at: None,
             current: None,
+            finished: 0,
             panic_at: None,
             last_console_poll: None,
             messages: Vec::new(),
@@ -67,9 +69,12 @@ impl<'a> Pump<'a> {
         }
     }
 
-    /// The scenario the agent is running, for tagging console lines.
-    pub fn current(&self) -> Option<&str> {
-        self.current.as_ref().map(|(n, _)| n.as_str())
+    /// Where the agent is, for tagging console lines.
+    pub fn tag(&self) -> Tag {
+        Tag {
+            scenario: self.current.as_ref().map(|(n, _)| n.clone()),
+            finished: self.finished,
+        }
     }
 
     fn limits(&self, now: Instant) -> Option<BootEnd> {
@@ -109,8 +114,8 @@ impl<'a> Pump<'a> {
             return;
         }
         self.last_console_poll = Some(now);
-        let current = self.current().map(String::from);
-        let first = self.console.poll(current.as_deref());
+        let tag = self.tag();
+        let first = self.console.poll(&tag);
         let new: Vec<(SplatKind, String)> = self.console.lines()[first..]
             .iter()
             .filter_map(|(l, _)| classify(l).map(|k| (k, message(l).to_string())))
@@ -122,7 +127,7 @@ impl<'a> Pump<'a> {
             (self.on_event)(&VmEvent::Splat {
                 kind,
                 line,
-                scenario: current.clone(),
+                scenario: tag.scenario.clone(),
             });
         }
     }
@@ -133,7 +138,10 @@ impl<'a> Pump<'a> {
             match &m {
                 Message::Hello { .. } => self.hello_at = Some(now),
                 Message::ScenarioStarted { name } => self.current = Some((name.clone(), now)),
-                Message::ScenarioFinished { .. } => self.current = None,
+                Message::ScenarioFinished { .. } => {
+                    self.current = None;
+                    self.finished += 1;
+                }
                 _ => {}
             }
             (self.on_event)(&VmEvent::Message(m.clone()));
@@ -161,8 +169,8 @@ impl<'a> Pump<'a> {
         let status = wait_timeout(&mut child.0, Duration::from_secs(5));
         // The last lines (a panic, typically) arrive as QEMU exits.
         self.poll_console(Instant::now(), true);
-        let current = self.current().map(String::from);
-        self.console.finish(current.as_deref());
+        let tag = self.tag();
+        self.console.finish(&tag);
         if let Err(e) = self.drain(buf) {
             return BootEnd::Channel(e);
         }
@@ -181,8 +189,8 @@ impl<'a> Pump<'a> {
             self.poll_console(now, false);
             if let Some(end) = self.limits(now) {
                 self.poll_console(now, true);
-                self.console
-                    .finish(self.current().map(String::from).as_deref());
+                let tag = self.tag();
+                self.console.finish(&tag);
                 return end;
             }
             let Some(s) = self.stream.as_mut() else {

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use super::console::Tag;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SplatKind {
@@ -92,6 +94,8 @@ pub struct Splat {
     pub excerpt: Vec<String>,
     /// The scenario that was running when the line arrived, if any.
     pub scenario: Option<String>,
+    /// How many scenarios had finished by then.
+    pub finished_before: usize,
     /// Why it is tolerated, when a kernel spec's allowlist matched.
     pub allowed: Option<String>,
 }
@@ -101,7 +105,7 @@ pub const EXCERPT_LINES: usize = 30;
 /// Finds every splat in console lines tagged with the scenario running when
 /// each arrived. Lines inside one splat's excerpt do not start another
 /// (an Oops prints "BUG: ..." first; that is one event).
-pub fn find(lines: &[(String, Option<String>)]) -> Vec<Splat> {
+pub fn find(lines: &[(String, Tag)]) -> Vec<Splat> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -136,7 +140,8 @@ pub fn find(lines: &[(String, Option<String>)]) -> Vec<Splat> {
                 .iter()
                 .map(|(l, _)| message(l).to_string())
                 .collect(),
-            scenario: lines[i].1.clone(),
+            scenario: lines[i].1.scenario.clone(),
+            finished_before: lines[i].1.finished,
             allowed: None,
         });
         i = end;
@@ -148,10 +153,12 @@ pub fn find(lines: &[(String, Option<String>)]) -> Vec<Splat> {
 mod tests {
     use super::*;
 
-    fn tagged(text: &str) -> Vec<(String, Option<String>)> {
-        text.lines()
-            .map(|l| (l.to_string(), Some("s".to_string())))
-            .collect()
+    fn tagged(text: &str) -> Vec<(String, Tag)> {
+        let tag = Tag {
+            scenario: Some("s".to_string()),
+            finished: 0,
+        };
+        text.lines().map(|l| (l.to_string(), tag.clone())).collect()
     }
 
     #[test]

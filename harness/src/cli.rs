@@ -113,7 +113,12 @@ pub fn select_kernels(opts: &RunOptions, specs: &[KernelSpec]) -> Result<Vec<Ker
         let spec = if let Some(s) = specs.iter().find(|s| &s.name == word) {
             s.clone()
         } else {
-            let mut source = KernelSource::parse(word).map_err(anyhow::Error::msg)?;
+            let kernels_dir = opts
+                .kernels_dir
+                .clone()
+                .unwrap_or_else(|| repo_dir("kernels"));
+            let mut source =
+                KernelSource::parse_in(word, &kernels_dir).map_err(anyhow::Error::msg)?;
             if let KernelSource::Local {
                 vmlinuz,
                 modules,
@@ -123,7 +128,7 @@ pub fn select_kernels(opts: &RunOptions, specs: &[KernelSpec]) -> Result<Vec<Ker
                 if !vmlinuz.exists() {
                     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
                     bail!(
-                        "--kernel {word}: not a kernel spec ({}), not debian:<suite>[:<package>], and no file by that name",
+                        "--kernel {word}: not a kernel spec ({}), not debian:<suite>[:<package>] or build:<tree>, and no file by that name",
                         names.join(", ")
                     );
                 }
@@ -220,14 +225,17 @@ pub fn print_event(e: &RunEvent) {
 
 /// Settings that need the outside world (QEMU, KVM probe, cache), made when
 /// the first VM trial runs.
-fn settings_maker(
+pub fn settings_maker(
     opts: RunOptions,
     events: Arc<dyn Fn(&RunEvent) + Send + Sync>,
 ) -> impl FnOnce() -> Result<RunSettings, String> + Send {
     move || {
         let cache = Cache::from_env().map_err(|e| e.to_string())?;
         let qemu = vm::run::find_qemu(opts.qemu.as_deref())?;
-        let scratch = cache.subdir("tmp").map_err(|e| e.to_string())?;
+        let scratch = cache.subdir("tmp").map_err(|e| {
+            format!("{e}; the cache must be writable: point BTFVM_CACHE_DIR (or XDG_CACHE_HOME) at a writable directory")
+        })?;
+        crate::tmpdirs::sweep(&std::env::temp_dir());
         let accel = vm::accel::decide(&qemu, opts.accel, &scratch);
         let secs = |v: Option<u64>| v.map(Duration::from_secs);
         let timeouts = TimeoutSettings {

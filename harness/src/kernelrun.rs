@@ -227,6 +227,7 @@ fn describe_source(spec: &KernelSpec) -> String {
             None => format!("debian:{suite}"),
         },
         crate::kernelspec::KernelSource::Local { vmlinuz, .. } => vmlinuz.display().to_string(),
+        crate::kernelspec::KernelSource::Build(b) => b.to_string(),
     }
 }
 
@@ -237,10 +238,8 @@ fn boot_once(
     s: &RunSettings,
     events: &EventSink,
 ) -> Result<(BootRecord, BootOutcome), String> {
-    let work = tempfile::Builder::new()
-        .prefix("btfvm-")
-        .tempdir()
-        .map_err(|e| format!("creating a temporary directory: {e}"))?;
+    let work =
+        crate::tmpdirs::create().map_err(|e| format!("creating a temporary directory: {e}"))?;
     let initrd = work.path().join("initramfs.cpio");
     let bytes = prepared.archive.to_bytes();
     std::fs::write(&initrd, &bytes).map_err(|e| format!("writing {}: {e}", initrd.display()))?;

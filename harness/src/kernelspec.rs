@@ -13,7 +13,12 @@ use crate::yaml::{self, YamlError};
 #[serde(deny_unknown_fields)]
 struct SpecFile {
     about: String,
-    source: String,
+    /// `debian:<suite>[:<package>]`, a path, or `build:...`; or give `build`.
+    #[serde(default)]
+    source: Option<String>,
+    /// A kernel built from source (see `build::spec`).
+    #[serde(default)]
+    build: Option<crate::build::spec::BuildSpecFile>,
     #[serde(default)]
     default: bool,
     #[serde(default)]
@@ -56,10 +61,36 @@ pub enum KernelSource {
         modules: Option<PathBuf>,
         config: Option<PathBuf>,
     },
+    /// Built from source by `btfvm kernel build`.
+    Build(crate::build::BuildSpec),
+}
+
+impl std::fmt::Display for KernelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelSource::Debian {
+                suite,
+                package: Some(p),
+            } => write!(f, "debian:{suite}:{p}"),
+            KernelSource::Debian { suite, .. } => write!(f, "debian:{suite}"),
+            KernelSource::Local { vmlinuz, .. } => write!(f, "{}", vmlinuz.display()),
+            KernelSource::Build(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 impl KernelSource {
+    /// Like `parse_in`, with the repo's kernels/ for `build:` fragments.
     pub fn parse(s: &str) -> Result<KernelSource, String> {
+        Self::parse_in(s, &crate::cli::repo_dir("kernels"))
+    }
+
+    /// `build:` sources take their fragments from `<kernels_dir>/fragments`.
+    pub fn parse_in(s: &str, kernels_dir: &Path) -> Result<KernelSource, String> {
+        if let Some(rest) = s.strip_prefix("build:") {
+            return crate::build::BuildSpec::parse(rest, &kernels_dir.join("fragments"))
+                .map(KernelSource::Build);
+        }
         if let Some(rest) = s.strip_prefix("debian:") {
             let mut parts = rest.splitn(2, ':');
             let suite = parts.next().unwrap_or_default();
@@ -75,7 +106,7 @@ impl KernelSource {
             });
         }
         if s.contains(':') && !s.contains('/') {
-            return Err(format!("{s:?}: unknown kernel source; use debian:<suite>, a spec name from kernels/, or a path to a vmlinuz"));
+            return Err(format!("{s:?}: unknown kernel source; use debian:<suite>, build:<tree>[,fragments=..][,pahole=..], a spec name from kernels/, or a path to a vmlinuz"));
         }
         Ok(KernelSource::Local {
             vmlinuz: PathBuf::from(s),
@@ -120,7 +151,21 @@ pub fn load(path: &Path) -> Result<KernelSpec, YamlError> {
         path: path.to_path_buf(),
         message,
     };
-    let source = KernelSource::parse(&f.source).map_err(|e| invalid(format!("source: {e}")))?;
+    let kernels_dir = path.parent().unwrap_or(Path::new("."));
+    let source = match (&f.source, &f.build) {
+        (Some(s), None) => KernelSource::parse_in(s, kernels_dir)
+            .map_err(|e| invalid(format!("source: {e}")))?,
+        (None, Some(b)) => {
+            crate::build::BuildSpec::from_file(b, &kernels_dir.join("fragments"))
+                .map(KernelSource::Build)
+                .map_err(|e| invalid(format!("build: {e}")))?
+        }
+        _ => {
+            return Err(invalid(
+                "give exactly one of `source` (debian:<suite>, a path) and `build` (a kernel built from source)".into(),
+            ))
+        }
+    };
     let cond = btfvm_proto::Condition {
         config: f.expect.config.clone(),
         kernel: None,

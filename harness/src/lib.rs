@@ -2,6 +2,7 @@
 //! modules get split BTF. See README.md.
 
 pub mod agent;
+pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod initramfs;
@@ -14,6 +15,7 @@ pub mod planner;
 pub mod report;
 pub mod scenario;
 pub mod suite;
+pub mod tmpdirs;
 pub mod verdict;
 pub mod vm;
 pub mod yaml;

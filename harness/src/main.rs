@@ -29,6 +29,21 @@ enum Command {
         #[arg(long, env = "BTFVM_DEBIAN_MIRROR")]
         debian_mirror: Option<String>,
     },
+    /// Kernels built from source.
+    Kernel {
+        #[command(subcommand)]
+        command: KernelCommand,
+    },
+    /// Build the kernels with each pahole, run the suite on each build, and
+    /// print and write the table pahole x kernel.
+    Matrix(Box<btfvm::build::matrix::MatrixArgs>),
+}
+
+#[derive(Subcommand)]
+enum KernelCommand {
+    /// Build a kernel from source (Debian's linux-source or a tree on
+    /// disk) with config fragments and a chosen pahole; cached by inputs.
+    Build(Box<btfvm::build::cmd::BuildArgs>),
 }
 
 #[derive(clap::Args)]
@@ -47,6 +62,12 @@ fn main() -> ExitCode {
             kernel,
             debian_mirror,
         } => fetch(&kernel, debian_mirror).unwrap_or_else(|e| usage_error(&e)),
+        Command::Kernel {
+            command: KernelCommand::Build(args),
+        } => btfvm::build::cmd::kernel_build(*args).unwrap_or_else(|e| usage_error(&e)),
+        Command::Matrix(args) => {
+            btfvm::build::matrix::matrix(*args).unwrap_or_else(|e| usage_error(&e))
+        }
     }
 }
 

@@ -266,6 +266,60 @@ fn sigkill_of_btfvm_takes_qemu_with_it() {
         !qemu_running_under(&work),
         "QEMU survived its parent's SIGKILL"
     );
+    // Its temporary directory is left behind; the next run sweeps it.
+    let left = || std::fs::read_dir(&work).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left(), 1, "a SIGKILLed run leaves its directory");
+    let _one = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let o = Command::new(env!("CARGO_BIN_EXE_btfvm"))
+        .args([
+            "run",
+            "--kernel",
+            "bookworm",
+            "--exact",
+            "bookworm::before-panic",
+            "--scenarios",
+        ])
+        .arg(faults_dir())
+        .env("TMPDIR", &work)
+        .output()
+        .expect("btfvm");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        left(),
+        0,
+        "the next run did not sweep the dead run's directory"
+    );
+}
+
+#[test]
+fn after_a_hung_kernel_the_remaining_kernels_still_go() {
+    let _one = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let o = Command::new(env!("CARGO_BIN_EXE_btfvm"))
+        .args([
+            "run",
+            "--kernel",
+            "bookworm",
+            "--kernel",
+            "bullseye",
+            "--scenario-timeout",
+            "2",
+        ])
+        .args(["--test-threads", "1", "hang", "--scenarios"])
+        .arg(faults_dir())
+        .output()
+        .expect("btfvm");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    for k in ["bookworm", "bullseye"] {
+        let f = out
+            .split(&format!("---- {k}::hang ----"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{k}::hang did not fail: {out}"));
+        assert!(
+            f.contains("scenario hang still running after 2 s"),
+            "{k}: {f}"
+        );
+    }
 }
 
 #[test]

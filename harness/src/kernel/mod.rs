@@ -1,4 +1,5 @@
-//! Getting a kernel to boot: from Debian's archive through apt, or from disk.
+//! Getting a kernel to boot: from Debian's archive through apt, from disk,
+//! or built from source (`crate::build`).
 
 pub mod apt;
 pub mod bzimage;
@@ -19,6 +20,8 @@ pub enum KernelError {
     Debian(#[from] debian::DebianError),
     #[error("{0}")]
     Local(String),
+    #[error(transparent)]
+    Build(Box<crate::build::BuildError>),
 }
 
 /// Fetches (or finds in the cache) the kernel a source names.
@@ -42,5 +45,17 @@ pub fn resolve(
             modules,
             config,
         } => local::resolve(vmlinuz, modules.as_deref(), config.as_deref()),
+        // A build reports its own progress (a live tail of make), which
+        // `FetchEvent` has no words for.
+        KernelSource::Build(spec) => {
+            let opts = crate::build::BuildOptions {
+                mirror: mirror.map(String::from),
+                ..Default::default()
+            };
+            let mut printer = crate::build::progress::Printer::new("build");
+            crate::build::build(spec, cache, &opts, &mut |e| printer.event(e))
+                .map(|b| b.image)
+                .map_err(|e| KernelError::Build(Box::new(e)))
+        }
     }
 }

@@ -10,6 +10,8 @@
 #include <linux/module.h>
 #include <linux/init.h>
 #include <linux/compiler.h>
+#include <linux/moduleparam.h>
+#include <linux/string.h>
 
 struct btfvm_test_point {
 	int x;
@@ -36,8 +38,18 @@ static struct btfvm_test_point btfvm_test_points[2] = {
 	{ .x = 4, .y = 5, .flags = 6 },
 };
 
+/*
+ * splat=warn makes the load print a real kernel WARNING, so btfvm's splat
+ * detection and allowlist are tested on the kernel's own output: the stock
+ * Debian kernels have no LKDTM to provoke one.
+ */
+static char *splat = "";
+module_param(splat, charp, 0444);
+MODULE_PARM_DESC(splat, "\"warn\": WARN() while loading (for btfvm's fault tests)");
+
 static int __init btfvm_test_init(void)
 {
+	WARN(!strcmp(splat, "warn"), "btfvm_test: WARN on request (splat=warn)\n");
 	pr_info("btfvm_test: loaded, sum %d\n", btfvm_test_func(btfvm_test_points));
 	return 0;
 }

@@ -210,7 +210,9 @@ pub fn print_event(e: &RunEvent) {
             } => say!(
                 "btfvm: {kernel}: {} during {}: {line}",
                 kind.as_str(),
-                scenario.as_deref().unwrap_or("boot")
+                scenario
+                    .as_deref()
+                    .unwrap_or("no scenario (boot or between two)")
             ),
             _ => {}
         },

@@ -62,8 +62,8 @@ pub fn apply_allowlist(splats: &mut [Splat], allow: &[AllowSplat]) {
     }
 }
 
-fn splat_text(s: &Splat) -> String {
-    let at = match &s.scenario {
+fn splat_text(s: &Splat, during: Option<&str>) -> String {
+    let at = match during.or(s.scenario.as_deref()) {
         Some(n) => format!("during {n}"),
         None => "outside any scenario".into(),
     };
@@ -112,11 +112,21 @@ pub fn map_results(planned: &[String], o: &BootOutcome) -> BTreeMap<String, Scen
     // The first splat that is not tolerated taints its scenario and all
     // later ones; one before any scenario taints them all.
     if let Some(s) = o.splats.iter().find(|s| s.allowed.is_none()) {
-        // Scenarios run in plan order: between two of them, the first not
-        // yet finished is the first one tainted.
-        let from = match &s.scenario {
-            Some(n) => planned.iter().position(|p| p == n).unwrap_or(0),
-            None => s.finished_before.min(planned.len()),
+        // The console lags the channel (printk reaches the UART after the
+        // agent has moved on), so the scenario whose own kernel log holds
+        // the splat's first line is the exact answer; the console tag is
+        // the fallback (a panic ends the boot before any log is sent).
+        let in_kmsg = planned.iter().position(|p| {
+            out.get(p)
+                .and_then(|r| r.observations.as_ref())
+                .is_some_and(|o| o.kmsg.iter().any(|l| l.trim_end() == s.line.trim_end()))
+        });
+        let from = match (in_kmsg, &s.scenario) {
+            (Some(i), _) => i,
+            (None, Some(n)) => planned.iter().position(|p| p == n).unwrap_or(0),
+            // Scenarios run in plan order: between two of them, the first
+            // not yet finished is the first one tainted.
+            (None, None) => s.finished_before.min(planned.len()),
         };
         for name in &planned[from..] {
             let prev = out.remove(name);
@@ -132,7 +142,10 @@ pub fn map_results(planned: &[String], o: &BootOutcome) -> BTreeMap<String, Scen
                 name.clone(),
                 ScenarioResult {
                     outcome: Outcome::Failed {
-                        message: format!("{}{earlier}", splat_text(s)),
+                        message: format!(
+                            "{}{earlier}",
+                            splat_text(s, in_kmsg.and_then(|i| planned.get(i)).map(String::as_str))
+                        ),
                     },
                     duration_ms,
                     observations,
@@ -255,6 +268,26 @@ mod tests {
         );
         let r = map_results(&planned(), &o);
         assert!(r.values().all(|v| v.outcome == Outcome::Passed));
+    }
+
+    #[test]
+    fn the_scenario_whose_kernel_log_has_the_splat_is_blamed_not_the_console_tag() {
+        let line = "WARNING: CPU: 0 PID: 1 at x.c:52 0xffffffffa0004023";
+        let mut o = outcome(None, line);
+        o.splats[0].finished_before = 3; // the console line came late
+        if let Message::ScenarioFinished { observations, .. } = &mut o.messages[2] {
+            observations.kmsg = vec!["------------[ cut here ]------------".into(), line.into()];
+        }
+        let r = map_results(&planned(), &o);
+        assert_eq!(r["a"].outcome, Outcome::Passed);
+        for n in ["b", "c"] {
+            match &r[n].outcome {
+                Outcome::Failed { message } => {
+                    assert!(message.contains("kernel WARNING during b"), "{message}")
+                }
+                other => panic!("{n}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -354,3 +354,86 @@ fn host_faults_say_what_and_how_to_fix() {
         "{err}"
     );
 }
+
+/// Runs tests/faults-built on the built 6.1 kernel (built by `.ci/run` before
+/// `cargo test`, or here on first use), with `kernels_dir` for its spec.
+fn built(kernels_dir: &Path) -> Output {
+    let _one = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    Command::new(env!("CARGO_BIN_EXE_btfvm"))
+        .args(["run", "--kernel", "built-6.1-btf-on", "--test-threads", "1"])
+        .arg("--kernels-dir")
+        .arg(kernels_dir)
+        .arg("--scenarios")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults-built"))
+        .arg("--report")
+        .arg(kernels_dir.join("report.json"))
+        .output()
+        .expect("running btfvm")
+}
+
+fn built_outcome(stdout: &str, scenario: &str) -> &'static str {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&format!("built-6.1-btf-on::{scenario} ")))
+        .unwrap_or_default();
+    if line.trim_end().ends_with("ok") {
+        "ok"
+    } else if line.trim_end().ends_with("FAILED") {
+        "FAILED"
+    } else {
+        "?"
+    }
+}
+
+#[test]
+fn a_real_kernel_warning_fails_its_scenario_and_the_later_ones_unless_allowed() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let kernels = tempfile::tempdir().unwrap();
+    std::fs::create_dir(kernels.path().join("fragments")).unwrap();
+    for e in std::fs::read_dir(repo.join("kernels/fragments"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(
+            e.path(),
+            kernels.path().join("fragments").join(e.file_name()),
+        )
+        .unwrap();
+    }
+    let spec = std::fs::read_to_string(repo.join("kernels/built-6.1-btf-on.yaml")).unwrap();
+    let spec_path = kernels.path().join("built-6.1-btf-on.yaml");
+    std::fs::write(&spec_path, &spec).unwrap();
+
+    let o = built(kernels.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert_eq!(built_outcome(&out, "a-before"), "ok", "{out}");
+    for s in ["b-warn", "c-after"] {
+        assert_eq!(built_outcome(&out, s), "FAILED", "{out}");
+        let f = out
+            .split(&format!("---- built-6.1-btf-on::{s} ----"))
+            .nth(1)
+            .unwrap_or_default();
+        assert!(f.contains("kernel WARNING during b-warn"), "{s}: {f}");
+        assert!(f.contains("btfvm_test.c"), "{s}: {f}");
+    }
+    // Live, the console line may arrive after the agent moved on; the
+    // verdicts above come from the kernel log of each scenario.
+    assert!(err.contains("kernel WARNING during "), "{err}");
+
+    // The same WARNING, allowlisted with a reason: nothing fails, and the
+    // report still lists it with the reason.
+    std::fs::write(
+        &spec_path,
+        format!("{spec}allow_splats:\n  - matches: \"btfvm_test.c\"\n    reason: \"provoked on purpose by the fault tests\"\n"),
+    )
+    .unwrap();
+    let o = built(kernels.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let report = std::fs::read_to_string(kernels.path().join("report.json")).unwrap();
+    assert!(
+        report.contains("provoked on purpose by the fault tests"),
+        "{report}"
+    );
+}

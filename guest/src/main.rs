@@ -7,6 +7,7 @@
 
 mod btfobj;
 mod checks;
+mod expect;
 mod kmsg;
 mod runner;
 mod selftest;

@@ -12,7 +12,7 @@ fn last_errno() -> Errno {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-/// finit_module(2) with no parameters. The host hands us decompressed ELF,
+/// finit_module(2) with `params` as insmod takes them. The host hands us decompressed ELF,
 /// so no MODULE_INIT_COMPRESSED_FILE is needed (that flag is 5.17+ anyway).
 pub fn finit_module(path: &str, params: &str) -> Result<(), Errno> {
     let file = std::fs::File::open(path).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;

@@ -7,7 +7,6 @@ use std::os::unix::fs::OpenOptionsExt;
 
 pub struct Kmsg {
     file: Option<File>,
-    lines: Vec<String>,
 }
 
 impl Kmsg {
@@ -17,16 +16,14 @@ impl Kmsg {
             .custom_flags(libc::O_NONBLOCK)
             .open("/dev/kmsg")
             .ok();
-        Kmsg {
-            file,
-            lines: Vec::new(),
-        }
+        Kmsg { file }
     }
 
     /// Reads what the kernel logged since the last call.
-    pub fn drain(&mut self) {
+    pub fn drain(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
         let Some(file) = self.file.as_mut() else {
-            return;
+            return lines;
         };
         let mut buf = vec![0u8; 8192];
         loop {
@@ -37,7 +34,7 @@ impl Kmsg {
                     // "prio,seq,usec,flags;text\n continuation lines"
                     let text = rec.split_once(';').map(|(_, t)| t).unwrap_or(&rec);
                     let first = text.lines().next().unwrap_or("");
-                    self.lines.push(first.to_string());
+                    lines.push(first.to_string());
                 }
                 // EPIPE: records were overwritten before we read them; go on.
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
@@ -45,19 +42,10 @@ impl Kmsg {
                 Err(_) => break,
             }
         }
+        lines
     }
 
     pub fn available(&self) -> bool {
         self.file.is_some()
-    }
-
-    pub fn mark(&mut self) -> usize {
-        self.drain();
-        self.lines.len()
-    }
-
-    pub fn since(&mut self, mark: usize) -> &[String] {
-        self.drain();
-        &self.lines[mark.min(self.lines.len())..]
     }
 }

@@ -5,13 +5,19 @@
 //! Also runs as an ordinary process: `btfvm-guest --plan FILE [--out FILE]`
 //! (results go to the file, or stdout), for other ways of booting.
 
+mod agent;
 mod btfobj;
 mod checks;
-mod expect;
+#[cfg(test)]
+mod fake;
+mod kernel;
 mod kmsg;
+mod linux;
 mod runner;
 mod selftest;
 mod sys;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::io::Write;
@@ -102,7 +108,7 @@ fn execute(
         uptime_ms: uptime_ms(),
         scenarios: plan.scenarios.len() as u32,
     });
-    let mut agent = checks::Agent::new(&plan, config);
+    let mut agent = agent::Agent::new(&plan, config, linux::Linux::new());
     agent.channel = channel;
     runner::run(&plan, &mut agent, send);
     send(&Message::Done {

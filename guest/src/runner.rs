@@ -5,18 +5,16 @@ use std::time::Instant;
 
 use btfvm_proto::{Message, Outcome, Plan};
 
-use crate::checks::{Agent, Scenario};
+use crate::agent::{Agent, Scenario};
+use crate::kernel::Kernel;
 
-pub fn run(plan: &Plan, agent: &mut Agent<'_>, send: &mut dyn FnMut(&Message)) {
+pub fn run<K: Kernel>(plan: &Plan, agent: &mut Agent<'_, K>, send: &mut dyn FnMut(&Message)) {
     for sc in &plan.scenarios {
         send(&Message::ScenarioStarted {
             name: sc.name.clone(),
         });
         let start = Instant::now();
-        let mut state = Scenario {
-            kmsg_mark: agent.kmsg.mark(),
-            ..Default::default()
-        };
+        let mut state = Scenario::new(agent.kmsg_mark());
         // A panicking check fails its scenario, not the boot: the remaining
         // scenarios still run and the agent still powers off.
         let result = catch_unwind(AssertUnwindSafe(|| {

@@ -12,6 +12,6 @@ pub mod step;
 pub use condition::{Condition, KernelFacts, KernelVersion};
 pub use config::KernelConfig;
 pub use frame::{encode, Decoder, FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};
-pub use message::{BtfObject, LoadRecord, Message, Observations, Outcome, SysfsEntry};
+pub use message::{BtfObject, LoadOp, LoadRecord, Message, Observations, Outcome, SysfsEntry};
 pub use plan::{ModuleEntry, Plan, PlannedScenario};
 pub use step::{Expect, LoadArgs, ModuleArg, Step, UnloadArgs, Variant, When};

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::step::Variant;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
@@ -69,12 +71,55 @@ pub struct SysfsEntry {
     pub mode: u32,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadOp {
+    Load,
+    Unload,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadRecord {
-    /// "load" or "unload".
-    pub op: String,
+    pub op: LoadOp,
     pub module: String,
-    pub variant: String,
+    /// The file loaded (dependencies are always plain); None for an unload,
+    /// which names a module, not a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<Variant>,
     /// 0 on success, else the errno.
     pub errno: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_records_serialize_as_the_report_shows_them() {
+        let load = LoadRecord {
+            op: LoadOp::Load,
+            module: "dummy".into(),
+            variant: Some(Variant::NoBtf),
+            errno: 0,
+        };
+        let unload = LoadRecord {
+            op: LoadOp::Unload,
+            module: "dummy".into(),
+            variant: None,
+            errno: 11,
+        };
+        let json = serde_json::to_string(&[&load, &unload]).expect("serializable");
+        assert_eq!(
+            json,
+            r#"[{"op":"load","module":"dummy","variant":"no-btf","errno":0},{"op":"unload","module":"dummy","errno":11}]"#
+        );
+        let back: Vec<LoadRecord> = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, [load, unload]);
+    }
+
+    #[test]
+    fn unknown_load_op_is_refused() {
+        let r = serde_json::from_str::<LoadRecord>(r#"{"op":"reload","module":"dummy","errno":0}"#);
+        assert!(r.is_err(), "{r:?}");
+    }
 }

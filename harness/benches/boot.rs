@@ -12,8 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use btfvm::initramfs::{Archive, Entry};
-use btfvm::kernelspec::{self, KernelSpec};
+use btfvm::boot::initramfs::{Archive, Entry};
+use btfvm::inputs::kernelspec::{self, KernelSpec};
+use btfvm::run::acquire::acquire;
 use btfvm::vm::{self, args};
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -38,14 +39,18 @@ fn main() {
         .iter()
         .find(|s| s.name == kernel)
         .expect("BTFVM_BENCH_KERNEL names a spec in kernels/");
-    let cache = btfvm::cache::Cache::from_env().expect("cache dir");
-    let image = btfvm::kernel::resolve(&spec.source, &cache, None, &mut |_| {}).expect("kernel");
-    let qemu = vm::run::find_qemu(None).expect("qemu");
+    let cache = btfvm::support::cache::Cache::from_env().expect("cache dir");
+    let image = acquire(&spec.source, &cache, None, &mut |_| {}).expect("kernel");
+    let qemu = vm::find_qemu(None).expect("qemu");
     let scratch = tempfile::tempdir().expect("tempdir");
     let accel = vm::accel::decide(&qemu, vm::AccelChoice::Auto, scratch.path());
 
     let mut bare_initrd = Archive::new();
-    bare_initrd.add(Entry::file("init", 0o755, btfvm::agent::AGENT.to_vec()));
+    bare_initrd.add(Entry::file(
+        "init",
+        0o755,
+        btfvm::boot::agent::AGENT.to_vec(),
+    ));
     let initrd = scratch.path().join("bare.cpio");
     std::fs::write(&initrd, bare_initrd.to_bytes()).expect("write initrd");
     let mut bare_args = args::base_args();

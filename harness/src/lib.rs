@@ -1,21 +1,30 @@
 //! btfvm: boots Linux kernels in QEMU and proves, end to end, that kernel
 //! modules get split BTF. See README.md.
+//!
+//! The modules follow the flow of a run, and each one uses only those
+//! above it in this list (`tests::layers_point_one_way` checks it):
+//! inputs -> Debian archive -> kernel acquisition -> kernel building ->
+//! boot preparation -> VM -> run and verdict -> report. `support` sits
+//! under all of them. The `btfvm` binary (src/bin/btfvm) owns the commands
+//! and everything that is printed; this library never prints.
 
-pub mod agent;
-pub mod build;
-pub mod cache;
-pub mod cli;
-pub mod initramfs;
-pub mod interrupt;
+pub mod support;
+
+pub mod inputs;
+
+pub mod debian;
+
 pub mod kernel;
-pub mod kernelrun;
-pub mod kernelspec;
-pub mod modules;
-pub mod planner;
-pub mod report;
-pub mod scenario;
-pub mod suite;
-pub mod tmpdirs;
-pub mod verdict;
+
+pub mod kbuild;
+
+pub mod boot;
+
 pub mod vm;
-pub mod yaml;
+
+pub mod run;
+
+pub mod report;
+
+#[cfg(test)]
+mod layers;

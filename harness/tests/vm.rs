@@ -1,32 +1,39 @@
 //! The VM suite under `cargo test`: every kernel spec in kernels/ (or the
-//! comma-separated spec names in BTFVM_KERNELS) times every scenario.
-//! Trials are named `<kernel>::<scenario>`; libtest filters apply:
+//! comma-separated spec names in BTFVM_KERNELS) times every scenario, run
+//! by the `btfvm` binary exactly as a user runs it, so its progress, exit
+//! status and report are the ones users get. Trials are named
+//! `<kernel>::<scenario>`; libtest arguments pass through:
 //! `cargo test --test vm -- bookworm::`.
 
-use std::process::ExitCode;
-
-use btfvm::cli::{run_suite, usage_error, RunOptions};
-use clap::Parser;
-
-#[derive(clap::Parser)]
-struct Opts {
-    #[command(flatten)]
-    run: RunOptions,
-}
+use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
-    let args = libtest_mimic::Arguments::from_args();
-    // Run options come from the environment here: cargo test owns the
-    // command line.
-    let mut opts = Opts::parse_from(["vm"]).run;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_btfvm"));
+    cmd.arg("run");
     match std::env::var("BTFVM_KERNELS") {
         Ok(list) if !list.trim().is_empty() => {
-            opts.kernels = list.split(',').map(|s| s.trim().to_string()).collect();
+            for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                cmd.args(["--kernel", k]);
+            }
         }
-        _ => opts.all_kernels = true,
+        _ => {
+            cmd.arg("--all-kernels");
+        }
     }
     if let Ok(r) = std::env::var("BTFVM_REPORT") {
-        opts.report = Some(r.into());
+        cmd.arg("--report").arg(r);
     }
-    run_suite(opts, args).unwrap_or_else(|e| usage_error(&e))
+    // Run options come from the environment; cargo test owns the command
+    // line, and what it passes after `--` is libtest's.
+    cmd.args(std::env::args_os().skip(1));
+    match cmd.status() {
+        Ok(s) => match s.code() {
+            Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
+            None => ExitCode::from(101),
+        },
+        Err(e) => {
+            eprintln!("cannot run {}: {e}", env!("CARGO_BIN_EXE_btfvm"));
+            ExitCode::from(101)
+        }
+    }
 }

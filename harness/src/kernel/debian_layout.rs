@@ -4,14 +4,22 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{DebianError, Resolution};
+use super::{FetchError, Resolution};
 use crate::kernel::bzimage;
-use crate::kernel::image::KernelImage;
+
+/// The kernel's files in an unpacked tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Located {
+    pub vmlinuz: PathBuf,
+    pub config: PathBuf,
+    pub modules_dir: PathBuf,
+    pub release: String,
+}
 
 /// Finds the kernel's files in an unpacked root, in any known layout, and
-/// checks the image. `origin` is left empty for the caller.
-pub(super) fn locate(root: &Path, res: &Resolution) -> Result<KernelImage, DebianError> {
-    let missing = |what| DebianError::MissingFile {
+/// checks the image.
+pub(super) fn locate(root: &Path, res: &Resolution) -> Result<Located, FetchError> {
+    let missing = |what| FetchError::MissingFile {
         what,
         release: res.release(),
         packages: res
@@ -22,26 +30,8 @@ pub(super) fn locate(root: &Path, res: &Resolution) -> Result<KernelImage, Debia
             .join(", "),
         found: listing(root),
     };
-    let mut release = res.release();
     let module_roots = [root.join("lib/modules"), root.join("usr/lib/modules")];
-    let has_kver = |r: &str| module_roots.iter().any(|m| m.join(r).is_dir());
-    if !has_kver(&release) {
-        // Names that do not spell the release exactly (e.g. a hand-picked
-        // package): trust the tree if it holds a single kernel.
-        let mut names: Vec<String> = module_roots
-            .iter()
-            .filter_map(|m| fs::read_dir(m).ok())
-            .flat_map(|d| d.flatten())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names.dedup();
-        match names.as_slice() {
-            [only] => release = only.clone(),
-            _ => return Err(missing("modules directory")),
-        }
-    }
+    let release = release_in(&module_roots, res).ok_or_else(|| missing("modules directory"))?;
     // When both hold something, the one with the modules wins.
     let modules_dir = module_roots
         .iter()
@@ -74,24 +64,46 @@ pub(super) fn locate(root: &Path, res: &Resolution) -> Result<KernelImage, Debia
         .find(|p| p.is_file())
         .ok_or_else(|| missing("config"))?;
 
-    let info = bzimage::read_file(&vmlinuz).map_err(|source| DebianError::BzImage {
+    let info = bzimage::read_file(&vmlinuz).map_err(|source| FetchError::BzImage {
         path: vmlinuz.clone(),
         source,
     })?;
     if info.release != release {
-        return Err(DebianError::ReleaseMismatch {
+        return Err(FetchError::ReleaseMismatch {
             path: vmlinuz,
             found: info.release,
             expected: release,
         });
     }
-    Ok(KernelImage {
+    Ok(Located {
         vmlinuz,
         config,
         modules_dir,
         release,
-        origin: String::new(),
     })
+}
+
+/// The release the tree holds modules for: the one the package names say,
+/// or, for names that do not spell it exactly (a hand-picked package), the
+/// only one there is.
+fn release_in(module_roots: &[PathBuf], res: &Resolution) -> Option<String> {
+    let release = res.release();
+    if module_roots.iter().any(|m| m.join(&release).is_dir()) {
+        return Some(release);
+    }
+    let mut names: Vec<String> = module_roots
+        .iter()
+        .filter_map(|m| fs::read_dir(m).ok())
+        .flat_map(|d| d.flatten())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    match names.as_slice() {
+        [only] => Some(only.clone()),
+        _ => None,
+    }
 }
 
 /// The top of an unpacked tree, for error messages: paths up to four

@@ -6,65 +6,91 @@ use std::path::{Path, PathBuf};
 
 use btfvm_proto::KernelVersion;
 
-use super::bzimage;
-use super::image::KernelImage;
-use super::KernelError;
+use super::bzimage::{self, BzImageError};
+use super::{ConfigError, ConfigFile, KernelImage};
+use crate::inputs::source::LocalKernel;
 
-pub fn resolve(
-    vmlinuz: &Path,
-    modules: Option<&Path>,
-    config: Option<&Path>,
-) -> Result<KernelImage, KernelError> {
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("{}: no such file", path.display())]
+    NoVmlinuz { path: PathBuf },
+    #[error("{}: not a usable x86 kernel: {source}", path.display())]
+    NotAKernel {
+        path: PathBuf,
+        #[source]
+        source: BzImageError,
+    },
+    #[error("no kernel config for {}: looked for {}; pass --config FILE", vmlinuz.display(), looked.display())]
+    NoConfig { vmlinuz: PathBuf, looked: PathBuf },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{} is the config of Linux {config}, but the kernel is {release}; pass the matching --config", path.display())]
+    ConfigMismatch {
+        path: PathBuf,
+        config: KernelVersion,
+        release: String,
+    },
+    #[error("modules directory {} does not exist; pass --modules DIR (a lib/modules/<kver> tree)", path.display())]
+    NoModules { path: PathBuf },
+    #[error("no modules tree for {release}: looked for {}; pass --modules DIR (a lib/modules/<kver> tree)", looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NoModulesFound {
+        release: String,
+        looked: Vec<PathBuf>,
+    },
+    #[error("{} is for kernel {found}, but {} is {release}", path.display(), vmlinuz.display())]
+    ModulesMismatch {
+        path: PathBuf,
+        found: String,
+        vmlinuz: PathBuf,
+        release: String,
+    },
+}
+
+pub fn resolve(k: &LocalKernel) -> Result<KernelImage, LocalError> {
+    let vmlinuz = &k.vmlinuz;
     if !vmlinuz.is_file() {
-        return Err(KernelError::Local(format!(
-            "{}: no such file",
-            vmlinuz.display()
-        )));
+        return Err(LocalError::NoVmlinuz {
+            path: vmlinuz.clone(),
+        });
     }
-    let release = bzimage::release_of(vmlinuz).map_err(|e| {
-        KernelError::Local(format!(
-            "{}: not a usable x86 kernel: {e}",
-            vmlinuz.display()
-        ))
+    let release = bzimage::release_of(vmlinuz).map_err(|source| LocalError::NotAKernel {
+        path: vmlinuz.clone(),
+        source,
     })?;
     let dir = vmlinuz.parent().unwrap_or(Path::new("."));
-    let config = match config {
-        Some(c) => c.to_path_buf(),
+    let config_path = match &k.config {
+        Some(c) => c.clone(),
         None => {
             let guess = dir.join(format!("config-{release}"));
             if !guess.is_file() {
-                return Err(KernelError::Local(format!(
-                    "no kernel config for {}: looked for {}; pass --config FILE",
-                    vmlinuz.display(),
-                    guess.display()
-                )));
+                return Err(LocalError::NoConfig {
+                    vmlinuz: vmlinuz.clone(),
+                    looked: guess,
+                });
             }
             guess
         }
     };
+    let config = ConfigFile::read(&config_path)?;
     check_config_matches(&config, &release)?;
-    let modules_dir = match modules {
-        Some(m) => m.to_path_buf(),
-        None => PathBuf::from(format!("/lib/modules/{release}")),
+    let modules_dir = match &k.modules {
+        Some(m) if m.is_dir() => m.clone(),
+        Some(m) => return Err(LocalError::NoModules { path: m.clone() }),
+        None => default_modules(dir, &release)?,
     };
-    if !modules_dir.is_dir() {
-        return Err(KernelError::Local(format!(
-            "modules directory {} does not exist; pass --modules DIR (a lib/modules/<kver> tree)",
-            modules_dir.display()
-        )));
-    }
     // A modules tree of another kernel loads nothing and wastes a boot.
     if let Some(name) = modules_dir.file_name().and_then(|n| n.to_str()) {
         if name.chars().next().is_some_and(|c| c.is_ascii_digit()) && name != release {
-            return Err(KernelError::Local(format!(
-                "{} is for kernel {name}, but {} is {release}",
-                modules_dir.display(),
-                vmlinuz.display()
-            )));
+            return Err(LocalError::ModulesMismatch {
+                found: name.to_string(),
+                path: modules_dir.clone(),
+                vmlinuz: vmlinuz.clone(),
+                release,
+            });
         }
     }
     Ok(KernelImage {
-        vmlinuz: vmlinuz.to_path_buf(),
+        vmlinuz: vmlinuz.clone(),
         config,
         modules_dir,
         origin: format!("{} ({release})", vmlinuz.display()),
@@ -72,25 +98,39 @@ pub fn resolve(
     })
 }
 
+/// Debian's layout, wherever its root is: `<root>/boot/vmlinuz-<kver>` has
+/// `<root>/lib/modules/<kver>` (so /boot/vmlinuz-<kver> has
+/// /lib/modules/<kver>), and a tree installed next to the image
+/// (`INSTALL_MOD_PATH=` its folder) is found too.
+fn default_modules(dir: &Path, release: &str) -> Result<PathBuf, LocalError> {
+    let sub = Path::new("lib/modules").join(release);
+    let mut looked = vec![dir.join(&sub)];
+    if let Some(root) = dir.parent() {
+        looked.push(root.join(&sub));
+        looked.push(root.join("usr").join(&sub));
+    }
+    looked.dedup();
+    match looked.iter().find(|p| p.is_dir()) {
+        Some(p) => Ok(p.clone()),
+        None => Err(LocalError::NoModulesFound {
+            release: release.to_string(),
+            looked,
+        }),
+    }
+}
+
 /// Every expectation comes from the config, so a config of another kernel
 /// would silently decide what runs. Releases carry the major.minor even
 /// where the distribution hides the patch level (Debian's "6.1.0-28").
-fn check_config_matches(config: &Path, release: &str) -> Result<(), KernelError> {
-    let text = std::fs::read_to_string(config)
-        .map_err(|e| KernelError::Local(format!("reading {}: {e}", config.display())))?;
-    let cfg = btfvm_proto::KernelConfig::parse(&text);
-    let Some(cfg_version) = cfg.version().and_then(KernelVersion::parse) else {
-        return Err(KernelError::Local(format!(
-            "{} has no \"# Linux/<arch> <version> Kernel Configuration\" header: is it a kernel .config?",
-            config.display()
-        )));
-    };
+fn check_config_matches(config: &ConfigFile, release: &str) -> Result<(), LocalError> {
+    let v = config.version;
     if let Some(rel) = KernelVersion::parse(release) {
-        if (rel.0, rel.1) != (cfg_version.0, cfg_version.1) {
-            return Err(KernelError::Local(format!(
-                "{} is the config of Linux {cfg_version}, but the kernel is {release}; pass the matching --config",
-                config.display()
-            )));
+        if (rel.0, rel.1) != (v.0, v.1) {
+            return Err(LocalError::ConfigMismatch {
+                path: config.path.clone(),
+                config: v,
+                release: release.to_string(),
+            });
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use super::args::{probe_args, probe_boot_sector, Accel, PROBE_EXIT_STATUS};
 use super::process::{die_with_parent, wait_timeout};
 
 /// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccelChoice {
     /// KVM when a probe guest runs under it, else TCG.
     Auto,
@@ -19,8 +19,20 @@ pub enum AccelChoice {
     Tcg,
 }
 
+impl std::str::FromStr for AccelChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(AccelChoice::Auto),
+            "kvm" => Ok(AccelChoice::Kvm),
+            "tcg" => Ok(AccelChoice::Tcg),
+            _ => Err(format!("{s:?}: expected auto, kvm or tcg")),
+        }
+    }
+}
+
 /// The accelerator and why it was chosen, for the run's header line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AccelDecision {
     pub accel: Accel,
     pub reason: String,

@@ -1,10 +1,13 @@
 //! The QEMU command line, one small pure function per part, so each part is
-//! unit-tested and the whole line is easy to read in a log.
+//! unit-tested and the whole line is easy to read in a log. Arguments are
+//! `OsString`: paths go to QEMU byte for byte, and the one list built here
+//! is both what runs and what the report shows.
 
-use std::path::Path;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 /// How the guest's CPU runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
     Kvm,
@@ -20,20 +23,36 @@ impl std::fmt::Display for Accel {
     }
 }
 
-/// QEMU's option parser splits on ',' and takes ",," for a literal comma, so
-/// a path with a comma would otherwise silently become two options.
-pub fn escape_opt(value: &str) -> String {
-    value.replace(',', ",,")
+fn os(parts: &[&str]) -> Vec<OsString> {
+    parts.iter().map(OsString::from).collect()
 }
 
-fn path_str(p: &Path) -> String {
-    escape_opt(&p.to_string_lossy())
+/// QEMU's option parser splits on ',' and takes ",," for a literal comma, so
+/// a path with a comma would otherwise silently become two options.
+pub fn escape_opt(value: &OsStr) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        out.push(b);
+        if b == b',' {
+            out.push(b',');
+        }
+    }
+    OsString::from_vec(out)
+}
+
+/// `prefix` followed by a path, escaped for a QEMU option value.
+fn opt_with_path(prefix: &str, path: &Path) -> OsString {
+    let mut s = OsString::from(prefix);
+    s.push(escape_opt(path.as_os_str()));
+    s
 }
 
 /// No default devices, no config files, no display, and exit instead of
 /// rebooting: a panicking guest (panic=-1) then ends QEMU at once.
-pub fn base_args() -> Vec<String> {
-    [
+pub fn base_args() -> Vec<OsString> {
+    os(&[
         "-nodefaults",
         "-no-user-config",
         "-display",
@@ -41,46 +60,44 @@ pub fn base_args() -> Vec<String> {
         "-no-reboot",
         "-machine",
         "pc",
-    ]
-    .map(String::from)
-    .to_vec()
+    ])
 }
 
 /// KVM with the host CPU, or TCG with every feature it emulates.
-pub fn accel_args(accel: Accel) -> Vec<String> {
+pub fn accel_args(accel: Accel) -> Vec<OsString> {
     match accel {
-        Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
-        Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
+        Accel::Kvm => os(&["-accel", "kvm", "-cpu", "host"]),
+        Accel::Tcg => os(&["-accel", "tcg", "-cpu", "max"]),
     }
-    .map(String::from)
-    .to_vec()
 }
 
-pub fn memory_args(mib: u32, cpus: u32) -> Vec<String> {
+pub fn memory_args(mib: u32, cpus: u32) -> Vec<OsString> {
     vec![
         "-m".into(),
-        format!("{mib}M"),
+        format!("{mib}M").into(),
         "-smp".into(),
-        cpus.to_string(),
+        cpus.to_string().into(),
     ]
 }
 
-pub fn kernel_args(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<String> {
+/// `-kernel` and `-initrd` take plain file names (no option syntax), so
+/// they are passed as they are.
+pub fn kernel_args(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<OsString> {
     vec![
         "-kernel".into(),
-        kernel.to_string_lossy().into_owned(),
+        kernel.as_os_str().to_owned(),
         "-initrd".into(),
-        initrd.to_string_lossy().into_owned(),
+        initrd.as_os_str().to_owned(),
         "-append".into(),
         cmdline.into(),
     ]
 }
 
-/// ttyS0: the kernel console, into a file the harness tails on failure.
-pub fn console_args(log: &Path) -> Vec<String> {
+/// ttyS0: the kernel console, into a file the harness follows.
+pub fn console_args(log: &Path) -> Vec<OsString> {
     vec![
         "-chardev".into(),
-        format!("file,id=console,path={}", path_str(log)),
+        opt_with_path("file,id=console,path=", log),
         "-serial".into(),
         "chardev:console".into(),
     ]
@@ -89,10 +106,10 @@ pub fn console_args(log: &Path) -> Vec<String> {
 /// ttyS1: the agent's result channel, a Unix socket the harness listens on.
 /// A second 8250 port and not virtio-serial: on 5.10 and 6.1 Debian builds
 /// every virtio driver as a module, while the 8250 UART is built in.
-pub fn channel_args(socket: &Path) -> Vec<String> {
+pub fn channel_args(socket: &Path) -> Vec<OsString> {
     vec![
         "-chardev".into(),
-        format!("socket,id=channel,path={}", path_str(socket)),
+        opt_with_path("socket,id=channel,path=", socket),
         "-serial".into(),
         "chardev:channel".into(),
     ]
@@ -108,9 +125,57 @@ pub fn cmdline(extra: &[String]) -> String {
     parts.join(" ")
 }
 
+/// Everything that decides one boot's QEMU command line.
+#[derive(Debug, Clone)]
+pub struct QemuParams {
+    pub qemu: PathBuf,
+    pub accel: Accel,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline_extra: Vec<String>,
+    pub memory_mib: u32,
+    pub console_log: PathBuf,
+    pub channel: PathBuf,
+}
+
+/// A program and its arguments, built once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl QemuCommand {
+    /// For people and the JSON report; QEMU itself gets the exact bytes.
+    pub fn display_args(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// The whole line of a test boot, assembled from the parts above.
+pub fn boot_command(p: &QemuParams) -> QemuCommand {
+    let mut v = base_args();
+    v.extend(accel_args(p.accel));
+    v.extend(memory_args(p.memory_mib, 1));
+    v.extend(kernel_args(
+        &p.kernel,
+        &p.initrd,
+        &cmdline(&p.cmdline_extra),
+    ));
+    v.extend(console_args(&p.console_log));
+    v.extend(channel_args(&p.channel));
+    QemuCommand {
+        program: p.qemu.clone(),
+        args: v,
+    }
+}
+
 /// For the KVM probe: a boot sector that writes to the isa-debug-exit port,
 /// which QEMU turns into exit status (0x31 << 1) | 1 = 99.
-pub fn probe_args(image: &Path, accel: Accel) -> Vec<String> {
+pub fn probe_args(image: &Path, accel: Accel) -> Vec<OsString> {
     let mut v = base_args();
     v.extend(accel_args(accel));
     v.extend([
@@ -119,7 +184,11 @@ pub fn probe_args(image: &Path, accel: Accel) -> Vec<String> {
         "-device".into(),
         "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
         "-drive".into(),
-        format!("file={},format=raw,if=ide", path_str(image)),
+        {
+            let mut d = opt_with_path("file=", image);
+            d.push(",format=raw,if=ide");
+            d
+        },
     ]);
     v
 }
@@ -138,26 +207,48 @@ pub fn probe_boot_sector() -> [u8; 512] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn strs(v: &[OsString]) -> Vec<&str> {
+        v.iter().map(|a| a.to_str().unwrap()).collect()
+    }
 
     #[test]
     fn commas_in_paths_are_doubled() {
         let a = console_args(&PathBuf::from("/tmp/a,b/console.log"));
         assert_eq!(a[1], "file,id=console,path=/tmp/a,,b/console.log");
-        assert_eq!(a[2..], ["-serial", "chardev:console"]);
+        assert_eq!(strs(&a[2..]), ["-serial", "chardev:console"]);
+    }
+
+    #[test]
+    fn paths_that_are_not_utf8_reach_qemu_unchanged() {
+        let p = PathBuf::from(OsStr::from_bytes(b"/tmp/\xff,x/vmlinuz"));
+        let k = kernel_args(&p, Path::new("/i"), "c");
+        assert_eq!(k[1].as_bytes(), b"/tmp/\xff,x/vmlinuz");
+        let c = console_args(&p);
+        assert_eq!(
+            c[1].as_bytes(),
+            b"file,id=console,path=/tmp/\xff,,x/vmlinuz"
+        );
     }
 
     #[test]
     fn accel_picks_cpu_model() {
-        assert_eq!(accel_args(Accel::Tcg), ["-accel", "tcg", "-cpu", "max"]);
-        assert_eq!(accel_args(Accel::Kvm), ["-accel", "kvm", "-cpu", "host"]);
+        assert_eq!(
+            strs(&accel_args(Accel::Tcg)),
+            ["-accel", "tcg", "-cpu", "max"]
+        );
+        assert_eq!(
+            strs(&accel_args(Accel::Kvm)),
+            ["-accel", "kvm", "-cpu", "host"]
+        );
     }
 
     #[test]
     fn base_exits_instead_of_rebooting() {
         let b = base_args();
-        assert!(b.contains(&"-no-reboot".to_string()));
-        assert!(b.contains(&"-nodefaults".to_string()));
+        assert!(b.iter().any(|a| a == "-no-reboot"));
+        assert!(b.iter().any(|a| a == "-nodefaults"));
     }
 
     #[test]
@@ -171,7 +262,7 @@ mod tests {
     fn channel_is_second_serial() {
         let c = channel_args(&PathBuf::from("/run/x.sock"));
         assert_eq!(
-            c,
+            strs(&c),
             [
                 "-chardev",
                 "socket,id=channel,path=/run/x.sock",
@@ -183,19 +274,46 @@ mod tests {
 
     #[test]
     fn memory_and_kernel() {
-        assert_eq!(memory_args(512, 1), ["-m", "512M", "-smp", "1"]);
+        assert_eq!(strs(&memory_args(512, 1)), ["-m", "512M", "-smp", "1"]);
         let k = kernel_args(&PathBuf::from("/k"), &PathBuf::from("/i"), "console=ttyS0");
         assert_eq!(
-            k,
+            strs(&k),
             ["-kernel", "/k", "-initrd", "/i", "-append", "console=ttyS0"]
         );
+    }
+
+    #[test]
+    fn the_boot_command_is_the_parts_in_order() {
+        let p = QemuParams {
+            qemu: "/usr/bin/qemu-system-x86_64".into(),
+            accel: Accel::Tcg,
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            cmdline_extra: vec![],
+            memory_mib: 256,
+            console_log: "/w/console.log".into(),
+            channel: "/w/channel.sock".into(),
+        };
+        let c = boot_command(&p);
+        assert_eq!(c.program, Path::new("/usr/bin/qemu-system-x86_64"));
+        let mut want = base_args();
+        want.extend(accel_args(Accel::Tcg));
+        want.extend(memory_args(256, 1));
+        want.extend(kernel_args(Path::new("/k"), Path::new("/i"), &cmdline(&[])));
+        want.extend(console_args(Path::new("/w/console.log")));
+        want.extend(channel_args(Path::new("/w/channel.sock")));
+        assert_eq!(c.args, want);
+        assert_eq!(c.display_args().len(), c.args.len());
     }
 
     #[test]
     fn probe_sector_is_bootable() {
         let s = probe_boot_sector();
         assert_eq!(&s[510..], &[0x55, 0xAA]);
-        let a = probe_args(&PathBuf::from("/p.img"), Accel::Kvm);
-        assert!(a.contains(&"isa-debug-exit,iobase=0xf4,iosize=0x04".to_string()));
+        let a = probe_args(&PathBuf::from("/p,q.img"), Accel::Kvm);
+        assert!(a
+            .iter()
+            .any(|x| x == "isa-debug-exit,iobase=0xf4,iosize=0x04"));
+        assert!(a.iter().any(|x| x == "file=/p,,q.img,format=raw,if=ide"));
     }
 }

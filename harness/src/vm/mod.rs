@@ -1,15 +1,222 @@
-//! Booting one kernel in QEMU and collecting what the agent reports.
+//! Booting one kernel in QEMU and collecting what the agent reports. The
+//! command line comes from small pure functions (`args`), the boot is
+//! judged by a pure state machine (`watch`) that a thin I/O driver
+//! (`driver`) feeds, and what the driver fed is recorded (`transcript`) so
+//! a boot can be judged again without QEMU.
 
 pub mod accel;
 pub mod args;
 pub mod console;
+pub mod driver;
 pub mod process;
-pub mod pump;
-pub mod run;
 pub mod splat;
+pub mod transcript;
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use btfvm_proto::{FrameError, Message};
 
 pub use accel::{AccelChoice, AccelDecision};
-pub use args::Accel;
-pub use pump::Timeouts;
-pub use run::{boot, BootEnd, BootOutcome, BootSpec, VmError, VmEvent};
+pub use args::{Accel, QemuCommand, QemuParams};
+pub use driver::boot;
 pub use splat::{Splat, SplatKind};
+
+/// The limits of one boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Timeouts {
+    /// From QEMU's start to the agent's hello.
+    pub hello: Duration,
+    /// For each scenario, from its start message to its end message.
+    pub scenario: Duration,
+    /// For the whole boot.
+    pub wall: Duration,
+}
+
+/// Everything one boot needs.
+#[derive(Debug, Clone)]
+pub struct BootSpec {
+    /// Built once: what runs is what the report shows.
+    pub command: QemuCommand,
+    pub timeouts: Timeouts,
+    /// The file QEMU writes the console to (in `command` too).
+    pub console_log: PathBuf,
+    /// The socket QEMU connects the agent's channel to (in `command` too).
+    pub channel: PathBuf,
+    /// Where the driver records what it fed the watcher.
+    pub transcript: PathBuf,
+}
+
+impl BootSpec {
+    /// A boot whose files all live in `workdir`.
+    pub fn in_dir(
+        workdir: &Path,
+        params: impl FnOnce(&Path, &Path) -> QemuParams,
+        timeouts: Timeouts,
+    ) -> BootSpec {
+        let console_log = workdir.join("console.log");
+        let channel = workdir.join("channel.sock");
+        let command = args::boot_command(&params(&console_log, &channel));
+        BootSpec {
+            command,
+            timeouts,
+            console_log,
+            channel,
+            transcript: workdir.join("transcript.bin"),
+        }
+    }
+}
+
+/// What happened, as it happened.
+#[derive(Debug, Clone)]
+pub enum VmEvent {
+    Started {
+        pid: u32,
+    },
+    /// QEMU connected the channel socket (at its start, not the agent's).
+    Connected {
+        after: Duration,
+    },
+    Message(Message),
+    /// A console line that starts a kernel splat, as it arrives.
+    Splat {
+        kind: SplatKind,
+        line: String,
+        scenario: Option<String>,
+    },
+}
+
+/// How the boot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootEnd {
+    /// QEMU exited (the agent powered off, or the kernel panicked and
+    /// panic=-1 with -no-reboot ended it). None: killed by a signal.
+    Exited {
+        status: Option<i32>,
+    },
+    TimedOut {
+        after: Duration,
+    },
+    /// No hello from the agent in time: the kernel did not reach /init, or
+    /// the agent died before it could speak.
+    NoHello {
+        after: Duration,
+    },
+    /// A scenario ran past its limit; QEMU was killed.
+    ScenarioTimedOut {
+        scenario: String,
+        after: Duration,
+    },
+    /// The kernel panicked and QEMU did not exit by itself; it was killed.
+    Panicked,
+    /// The user interrupted the run (SIGINT/SIGTERM); QEMU was killed.
+    Interrupted {
+        signal: i32,
+    },
+    /// The agent sent something undecodable; QEMU was killed.
+    Channel(FrameError),
+}
+
+/// The report's form of an end: a kind and its details.
+impl serde::Serialize for BootEnd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        enum Form<'a> {
+            Exited { status: Option<i32> },
+            TimedOut { after_ms: u128 },
+            NoHello { after_ms: u128 },
+            ScenarioTimedOut { scenario: &'a str, after_ms: u128 },
+            Panicked,
+            Interrupted { signal: i32 },
+            Channel { error: String },
+        }
+        match self {
+            BootEnd::Exited { status } => Form::Exited { status: *status },
+            BootEnd::TimedOut { after } => Form::TimedOut {
+                after_ms: after.as_millis(),
+            },
+            BootEnd::NoHello { after } => Form::NoHello {
+                after_ms: after.as_millis(),
+            },
+            BootEnd::ScenarioTimedOut { scenario, after } => Form::ScenarioTimedOut {
+                scenario,
+                after_ms: after.as_millis(),
+            },
+            BootEnd::Panicked => Form::Panicked,
+            BootEnd::Interrupted { signal } => Form::Interrupted { signal: *signal },
+            BootEnd::Channel(e) => Form::Channel {
+                error: e.to_string(),
+            },
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BootOutcome {
+    pub end: BootEnd,
+    pub messages: Vec<Message>,
+    pub elapsed: Duration,
+    pub console_log: PathBuf,
+    pub console_tail: String,
+    pub qemu_stderr: String,
+    /// Kernel splats found on the console, in order.
+    pub splats: Vec<Splat>,
+    /// Console lines past the cap that were not kept.
+    pub console_dropped: u64,
+}
+
+impl BootOutcome {
+    pub fn from_watched(w: watch::Watched, console_log: PathBuf, qemu_stderr: String) -> Self {
+        BootOutcome {
+            end: w.end,
+            messages: w.messages,
+            elapsed: w.elapsed,
+            console_log,
+            console_tail: w.console_tail,
+            qemu_stderr,
+            splats: w.splats,
+            console_dropped: w.console_dropped,
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.messages
+            .iter()
+            .any(|m| matches!(m, Message::Done { .. }))
+    }
+
+    /// Whether the agent ever spoke: the kernel booted and ran /init.
+    pub fn agent_reported(&self) -> bool {
+        self.messages
+            .iter()
+            .any(|m| matches!(m, Message::Hello { .. }))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("cannot start {}: {source} (install it: apt-get install qemu-system-x86)", qemu.display())]
+    Spawn {
+        qemu: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("qemu-system-x86_64 not found on PATH; install it with: sudo apt-get install --no-install-recommends qemu-system-x86")]
+    NoQemu,
+}
+
+/// Resolves `qemu-system-x86_64` on PATH, or says how to install it.
+pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf, VmError> {
+    match explicit {
+        Some(p) => Ok(p.to_path_buf()),
+        None => crate::support::which("qemu-system-x86_64").ok_or(VmError::NoQemu),
+    }
+}

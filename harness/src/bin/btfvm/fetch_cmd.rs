@@ -1,0 +1,39 @@
+//! `btfvm fetch`: a kernel into the cache, and where its files are.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use btfvm::inputs::source::KernelSource;
+use btfvm::run::acquire::{acquire, AcquireEvent};
+use btfvm::run::events::RunEvent;
+use btfvm::support::cache::Cache;
+
+use crate::exit::{Classified, CmdResult};
+use crate::render::Renderer;
+
+pub fn fetch(word: &str, mirror: Option<&str>, kernels_dir: &Path) -> CmdResult {
+    let source = KernelSource::parse(word, &kernels_dir.join("fragments"), Path::new(""))
+        .map_err(|e| Classified::input(anyhow::anyhow!(e)))?;
+    let cache = Cache::from_env().map_err(Classified::env)?;
+    let renderer = Renderer::default();
+    let kernel = word.to_string();
+    let image = acquire(&source, &cache, mirror, &mut |e| {
+        renderer.event(&match e {
+            AcquireEvent::Fetch(event) => RunEvent::Fetch {
+                kernel: kernel.clone(),
+                event,
+            },
+            AcquireEvent::Build(event) => RunEvent::Build {
+                kernel: kernel.clone(),
+                event,
+            },
+        })
+    })
+    .map_err(|e| Classified::new(e.class(), e))?;
+    println!("origin   {}", image.origin);
+    println!("release  {}", image.release);
+    println!("vmlinuz  {}", image.vmlinuz.display());
+    println!("config   {}", image.config.path.display());
+    println!("modules  {}", image.modules_dir.display());
+    Ok(ExitCode::SUCCESS)
+}

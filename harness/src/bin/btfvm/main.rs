@@ -1,0 +1,106 @@
+//! `btfvm`: boots kernels in QEMU and checks that modules get split BTF.
+//! The commands and everything printed live here; the library never
+//! prints. `exit` is the one place that decides the exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Progress on stderr that never panics: `eprintln!` would abort the run
+/// when whoever reads stderr has gone away (EPIPE), killing QEMU mid-check.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
+mod build_cmd;
+mod exit;
+mod fetch_cmd;
+mod matrix_cmd;
+mod options;
+mod progress;
+mod render;
+mod replay_cmd;
+mod run_cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "btfvm",
+    version,
+    about = "Boots Linux kernels in QEMU and proves that kernel modules get split BTF"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scenarios on one or more kernels (libtest options apply:
+    /// FILTER, --list, --exact, --ignored, --skip...).
+    Run(Box<RunCommand>),
+    /// Fetch a kernel into the cache and print where its files are.
+    Fetch {
+        /// debian:<suite>[:<package>] (or build:..., or a path)
+        kernel: String,
+        #[arg(long, env = "BTFVM_DEBIAN_MIRROR")]
+        debian_mirror: Option<String>,
+        /// Directory of kernel specs (for build: fragments).
+        #[arg(long, value_name = "DIR")]
+        kernels_dir: Option<PathBuf>,
+    },
+    /// Kernels built from source.
+    Kernel {
+        #[command(subcommand)]
+        command: KernelCommand,
+    },
+    /// Build the kernels with each pahole, run the suite on each build, and
+    /// print and write the table pahole x kernel.
+    Matrix(Box<matrix_cmd::MatrixArgs>),
+    /// Judge a kept boot again without QEMU (a folder under <cache>/logs,
+    /// named in the report as `kept`).
+    Replay { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum KernelCommand {
+    /// Build a kernel from source (Debian's linux-source or a tree on
+    /// disk) with config fragments and a chosen pahole; cached by inputs.
+    Build(Box<build_cmd::BuildArgs>),
+}
+
+#[derive(clap::Args)]
+struct RunCommand {
+    #[command(flatten)]
+    opts: options::RunOptions,
+    #[command(flatten)]
+    test: libtest_mimic::Arguments,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(run) => run_cmd::run(run.opts, run.test),
+        Command::Fetch {
+            kernel,
+            debian_mirror,
+            kernels_dir,
+        } => {
+            let dir = kernels_dir.unwrap_or_else(|| btfvm::inputs::repo_dir("kernels"));
+            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir)
+        }
+        Command::Kernel {
+            command: KernelCommand::Build(args),
+        } => build_cmd::kernel_build(*args),
+        Command::Matrix(args) => matrix_cmd::matrix(*args),
+        Command::Replay { dir } => replay_cmd::replay_cmd(&dir),
+    };
+    result.unwrap_or_else(|e| {
+        say!("btfvm: error: {:#}", e.error);
+        ExitCode::from(exit::for_class(e.class))
+    })
+}

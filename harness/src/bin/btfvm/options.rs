@@ -1,0 +1,110 @@
+//! `btfvm run`'s options, shared with `btfvm matrix`, and what they become:
+//! the library's plain values, parsed and checked once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use btfvm::inputs::repo_dir;
+use btfvm::run::select::KernelRequest;
+use btfvm::run::settings::{RunConfig, TimeoutSettings};
+use btfvm::vm::AccelChoice;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunOptions {
+    /// Kernel to run on; repeatable. A spec name from kernels/ (bookworm),
+    /// debian:<suite>[:<package>], build:<tree>[,...], or a path to a
+    /// vmlinuz. Default: the spec marked `default: true`.
+    #[arg(long = "kernel", value_name = "KERNEL")]
+    pub kernels: Vec<String>,
+    /// Run on every spec in kernels/.
+    #[arg(long, conflicts_with = "kernels")]
+    pub all_kernels: bool,
+    /// lib/modules/<kver> tree of the one kernel given by path.
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// Kernel .config of the one kernel given by path (default:
+    /// config-<kver> next to it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Debian mirror URI (default: read from the host's apt sources).
+    #[arg(long, env = "BTFVM_DEBIAN_MIRROR", value_name = "URI")]
+    pub debian_mirror: Option<String>,
+    /// Write a JSON report of every trial here (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Accelerator: auto uses KVM only when a probe guest runs under it.
+    #[arg(long, default_value = "auto", env = "BTFVM_ACCEL", value_parser = accel)]
+    pub accel: AccelChoice,
+    /// Wall-clock limit per boot, in seconds (default 300 under TCG, 120 under KVM).
+    #[arg(long, value_name = "SECS", env = "BTFVM_TIMEOUT")]
+    pub timeout: Option<u64>,
+    /// Limit from QEMU's start to the agent's hello (default 60 TCG, 20 KVM).
+    #[arg(long, value_name = "SECS", env = "BTFVM_HELLO_TIMEOUT")]
+    pub hello_timeout: Option<u64>,
+    /// Limit per scenario (default 60 TCG, 30 KVM).
+    #[arg(long, value_name = "SECS", env = "BTFVM_SCENARIO_TIMEOUT")]
+    pub scenario_timeout: Option<u64>,
+    /// Limit for the whole run, all kernels (default 3600 TCG, 1200 KVM).
+    #[arg(long, value_name = "SECS", env = "BTFVM_RUN_TIMEOUT")]
+    pub run_timeout: Option<u64>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub memory: u32,
+    /// QEMU binary (default: qemu-system-x86_64 on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub qemu: Option<PathBuf>,
+    /// Directory of scenario YAML files.
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// Directory of kernel spec YAML files.
+    #[arg(long, value_name = "DIR")]
+    pub kernels_dir: Option<PathBuf>,
+    /// Where kept boots go (console log, transcript; default: <cache>/logs).
+    #[arg(long, value_name = "DIR")]
+    pub logs: Option<PathBuf>,
+}
+
+fn accel(s: &str) -> Result<AccelChoice, String> {
+    s.parse()
+}
+
+impl RunOptions {
+    pub fn scenarios_dir(&self) -> PathBuf {
+        self.scenarios
+            .clone()
+            .unwrap_or_else(|| repo_dir("scenarios"))
+    }
+
+    pub fn kernels_dir(&self) -> PathBuf {
+        self.kernels_dir
+            .clone()
+            .unwrap_or_else(|| repo_dir("kernels"))
+    }
+
+    pub fn kernel_request(&self) -> KernelRequest {
+        KernelRequest {
+            words: self.kernels.clone(),
+            all: self.all_kernels,
+            modules: self.modules.clone(),
+            config: self.config.clone(),
+            fragments_dir: self.kernels_dir().join("fragments"),
+        }
+    }
+
+    pub fn run_config(&self) -> RunConfig {
+        let secs = |v: Option<u64>| v.map(Duration::from_secs);
+        RunConfig {
+            mirror: self.debian_mirror.clone(),
+            accel: self.accel,
+            timeouts: TimeoutSettings {
+                hello: secs(self.hello_timeout),
+                scenario: secs(self.scenario_timeout),
+                boot: secs(self.timeout),
+                run: secs(self.run_timeout),
+            },
+            memory_mib: self.memory,
+            qemu: self.qemu.clone(),
+            logs: self.logs.clone(),
+        }
+    }
+}

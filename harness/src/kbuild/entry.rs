@@ -1,0 +1,143 @@
+//! A build's cache entry: `build` returns the cached result (or the
+//! cached failure) for a build's inputs, or runs the pipeline under the
+//! build lock and installs what it made.
+
+use std::fs;
+use std::path::Path;
+
+use super::inputs::{gather, Inputs};
+use super::meta::{self, BuildFailure, BuildMeta, Stage};
+use super::{pipeline, BuildError, BuildEvent, BuildOptions, BuildSpec, Built};
+use crate::kernel::{ConfigFile, KernelImage};
+use crate::support::cache::{Cache, CacheError};
+
+/// Builds `spec`, or returns the cached result (or cached failure) for
+/// its inputs. See the module doc.
+pub fn build(
+    spec: &BuildSpec,
+    cache: &Cache,
+    opts: &BuildOptions,
+    events: &mut dyn FnMut(BuildEvent),
+) -> Result<Built, BuildError> {
+    let inputs = gather(spec, cache, opts, events)?;
+    let kernels = cache.subdir("build/kernels")?;
+    let failed = cache.subdir("build/failed")?;
+    let entry = kernels.join(&inputs.name);
+    let failure_dir = failed.join(&inputs.name);
+    let reuse = inputs.tree.cacheable && !opts.rebuild;
+    if reuse {
+        if let Some(b) = load(&entry, &inputs) {
+            events(BuildEvent::Cached { entry });
+            return Ok(b);
+        }
+        if let Some(f) = load_failure(&failure_dir) {
+            return Err(BuildError::Failed(Box::new(f)));
+        }
+    }
+    // One kernel build at a time per cache: two on a 2-core machine only
+    // slow each other down, and a second run then finds the first's result.
+    let _lock = cache.lock(&cache.root().join("build/lock"))?;
+    if reuse {
+        if let Some(b) = load(&entry, &inputs) {
+            events(BuildEvent::Cached { entry });
+            return Ok(b);
+        }
+    }
+    for old in [&entry, &failure_dir] {
+        if old.exists() {
+            fs::remove_dir_all(old).map_err(|e| CacheError::io("cannot remove", old, e))?;
+        }
+    }
+    let work_root = cache.subdir("build/work")?;
+    let started = std::time::Instant::now();
+    let result = pipeline::run(&inputs, cache, &work_root, &entry, opts, events);
+    events(BuildEvent::Finished {
+        seconds: started.elapsed().as_secs_f64(),
+        ok: result.is_ok(),
+    });
+    match result {
+        Ok(()) => load(&entry, &inputs)
+            .map(|b| Built { cached: false, ..b })
+            .ok_or_else(|| {
+                BuildError::Failed(Box::new(pipeline::failure(
+                    &inputs,
+                    Stage::Install,
+                    format!("{} was installed without valid metadata", entry.display()),
+                )))
+            }),
+        Err(BuildError::Failed(mut f)) => {
+            if !f.transient {
+                remember_failure(cache, &failure_dir, &mut f)?;
+            }
+            Err(BuildError::Failed(f))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps the failure and its log under the key (the work folder goes).
+fn remember_failure(cache: &Cache, dir: &Path, f: &mut BuildFailure) -> Result<(), BuildError> {
+    let old_log = f.log.clone();
+    cache.install_dir(dir, |tmp| -> Result<(), CacheError> {
+        if let Some(log) = &old_log {
+            let to = tmp.join("build.log");
+            if fs::rename(log, &to).is_ok() {
+                f.log = Some(dir.join("build.log"));
+            }
+        }
+        meta::write_json(&tmp.join("failure.json"), &*f)
+    })?;
+    Ok(())
+}
+
+fn load_failure(dir: &Path) -> Option<BuildFailure> {
+    let mut f: BuildFailure = meta::read_json(&dir.join("failure.json"))?;
+    f.cached = true;
+    Some(f)
+}
+
+/// A cached build, if `entry` holds a complete one.
+fn load(entry: &Path, inputs: &Inputs) -> Option<Built> {
+    let meta: BuildMeta = meta::read_json(&entry.join("meta.json"))?;
+    if meta.schema != meta::SCHEMA || meta.key != inputs.key {
+        return None;
+    }
+    let vmlinuz = entry.join("bzImage");
+    let modules_dir = entry.join("modules/lib/modules").join(&meta.release);
+    if !(vmlinuz.is_file() && modules_dir.is_dir()) {
+        return None;
+    }
+    // An entry whose config cannot be read is no build to boot: rebuilt.
+    let config = ConfigFile::read(&entry.join("config")).ok()?;
+    let image = KernelImage {
+        vmlinuz,
+        config,
+        modules_dir,
+        release: meta.release.clone(),
+        origin: origin(&meta),
+    };
+    Some(Built {
+        image,
+        meta,
+        entry: entry.to_path_buf(),
+        cached: true,
+    })
+}
+
+/// What the report shows as the kernel's origin: the spec and what it
+/// resolved to, including the pahole that actually ran.
+pub fn origin(m: &BuildMeta) -> String {
+    format!(
+        "{} = {}, {} (Kconfig saw {}), {}, key {}",
+        m.spec,
+        m.tree,
+        m.pahole.description,
+        m.pahole
+            .kconfig_version
+            .as_deref()
+            .map(|v| format!("PAHOLE_VERSION={v}"))
+            .unwrap_or_else(|| "no PAHOLE_VERSION".into()),
+        m.compiler,
+        &m.key[..12.min(m.key.len())]
+    )
+}

@@ -1,0 +1,269 @@
+//! Everything that happens for one kernel of a run: get it, plan its boot,
+//! boot it once for all its selected scenarios, keep the boot, and map what
+//! came back to a result per scenario.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use btfvm_proto::Message;
+
+use super::acquire::{acquire, AcquireEvent};
+use super::events::{EventSink, RunEvent};
+use super::kept::{self, BootMeta};
+use super::outcome::{FailureKind, ScenarioResult};
+use super::record::{BootRecord, KernelError, KernelRecord};
+use super::select::SelectedKernel;
+use super::settings::RunSettings;
+use super::verdict::{apply_allowlist, describe_end, map_results};
+use crate::boot::agent::AGENT;
+use crate::boot::plan::{self, Prepared};
+use crate::inputs::scenario::Scenario;
+use crate::kernel::KernelImage;
+use crate::support::{interrupt, tmpdirs, ErrorClass};
+use crate::vm::{self, BootOutcome, BootSpec, QemuParams, VmError};
+
+pub struct KernelOutcome {
+    pub record: KernelRecord,
+    pub results: BTreeMap<String, ScenarioResult>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BootError {
+    #[error("creating a temporary directory: {0}")]
+    Tmp(std::io::Error),
+    #[error("writing the initramfs {}: {source}", path.display())]
+    Initramfs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Vm(#[from] VmError),
+}
+
+/// Every scenario of a kernel that never booted fails with the same reason.
+fn all_failed(
+    mut record: KernelRecord,
+    scenarios: &[&Scenario],
+    kind: FailureKind,
+    message: String,
+) -> KernelOutcome {
+    let results = scenarios
+        .iter()
+        .map(|sc| {
+            (
+                sc.name.clone(),
+                ScenarioResult::failed(kind, message.clone()),
+            )
+        })
+        .collect();
+    record.error = Some(KernelError { kind, message });
+    KernelOutcome { record, results }
+}
+
+/// Why this kernel is not run at all, if it is not.
+fn not_run(s: &RunSettings) -> Option<String> {
+    if let Some(sig) = interrupt::requested() {
+        return Some(format!(
+            "not run: interrupted by {}",
+            interrupt::signal_name(sig)
+        ));
+    }
+    if s.run_deadline
+        .is_some_and(|d| std::time::Instant::now() >= d)
+    {
+        let limit = s.timeouts.run_limit(s.accel.accel).as_secs();
+        return Some(format!(
+            "not run: the run's {limit} s limit had passed (--run-timeout)"
+        ));
+    }
+    None
+}
+
+pub fn run_kernel(
+    k: &SelectedKernel,
+    scenarios: &[&Scenario],
+    s: &RunSettings,
+    events: &EventSink,
+) -> KernelOutcome {
+    let mut record = KernelRecord::new(&k.spec);
+    if let Some(why) = not_run(s) {
+        return all_failed(record, scenarios, FailureKind::NotRun, why);
+    }
+    let image = match image_of(k, s, events) {
+        Ok(i) => i,
+        Err((class, message)) => return all_failed(record, scenarios, class.into(), message),
+    };
+    events(&RunEvent::Resolved {
+        kernel: k.spec.name.clone(),
+        origin: image.origin.clone(),
+    });
+    record.origin = Some(image.origin.clone());
+    record.release = Some(image.release.clone());
+    record.version = Some(image.config.version.to_string());
+    let prepared = plan::prepare(&k.spec, &image, scenarios, AGENT);
+    let mut results = BTreeMap::new();
+    for (n, reason) in &prepared.ignored {
+        results.insert(n.clone(), ScenarioResult::ignored(reason.clone()));
+    }
+    for (n, why) in &prepared.broken {
+        results.insert(
+            n.clone(),
+            ScenarioResult::failed(FailureKind::Prepare, why.clone()),
+        );
+    }
+    if prepared.plan.scenarios.is_empty() {
+        return KernelOutcome { record, results };
+    }
+    let planned: Vec<String> = prepared
+        .plan
+        .scenarios
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    match boot_once(k, &image, &prepared, &planned, s, events) {
+        Ok((boot, outcome)) => {
+            results.extend(map_results(&planned, &outcome));
+            record.boot = Some(boot);
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for p in &planned {
+                results.insert(
+                    p.clone(),
+                    ScenarioResult::failed(FailureKind::Environment, message.clone()),
+                );
+            }
+            record.error = Some(KernelError {
+                kind: FailureKind::Environment,
+                message,
+            });
+        }
+    }
+    KernelOutcome { record, results }
+}
+
+/// The kernel to boot: resolved at selection for a kernel on disk, else
+/// fetched or built now (with progress as events).
+fn image_of(
+    k: &SelectedKernel,
+    s: &RunSettings,
+    events: &EventSink,
+) -> Result<KernelImage, (ErrorClass, String)> {
+    if let Some(i) = &k.resolved {
+        return Ok(i.clone());
+    }
+    let name = k.spec.name.clone();
+    acquire(&k.spec.source, &s.cache, s.mirror.as_deref(), &mut |e| {
+        let kernel = name.clone();
+        events(&match e {
+            AcquireEvent::Fetch(event) => RunEvent::Fetch { kernel, event },
+            AcquireEvent::Build(event) => RunEvent::Build { kernel, event },
+        })
+    })
+    .map_err(|e| (e.class(), format!("kernel {}: {e}", k.spec.name)))
+}
+
+fn boot_once(
+    k: &SelectedKernel,
+    image: &KernelImage,
+    prepared: &Prepared,
+    planned: &[String],
+    s: &RunSettings,
+    events: &EventSink,
+) -> Result<(BootRecord, BootOutcome), BootError> {
+    let work = tmpdirs::create().map_err(BootError::Tmp)?;
+    let initrd = work.path().join("initramfs.cpio");
+    let bytes = prepared.archive.to_bytes();
+    std::fs::write(&initrd, &bytes).map_err(|source| BootError::Initramfs {
+        path: initrd.clone(),
+        source,
+    })?;
+    let timeouts = s.timeouts.resolve(s.accel.accel, k.spec.boot_timeout);
+    let spec = BootSpec::in_dir(
+        work.path(),
+        |console_log, channel| QemuParams {
+            qemu: s.qemu.clone(),
+            accel: s.accel.accel,
+            kernel: image.vmlinuz.clone(),
+            initrd: initrd.clone(),
+            cmdline_extra: Vec::new(),
+            memory_mib: s.memory_mib,
+            console_log: console_log.to_path_buf(),
+            channel: channel.to_path_buf(),
+        },
+        timeouts,
+    );
+    let name = k.spec.name.clone();
+    events(&RunEvent::Booting {
+        kernel: name.clone(),
+        scenarios: planned.len(),
+        initramfs_bytes: bytes.len() as u64,
+    });
+    let mut outcome = vm::boot(&spec, &interrupt::requested, &mut |event| {
+        events(&RunEvent::Vm {
+            kernel: name.clone(),
+            event: event.clone(),
+        })
+    })?;
+    apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
+    let mut meta = BootMeta::new(&name, s.accel.accel, planned.to_vec(), timeouts);
+    meta.allow_splats.clone_from(&k.spec.allow_splats);
+    meta.qemu_stderr.clone_from(&outcome.qemu_stderr);
+    meta.qemu_args = spec.command.display_args();
+    let kept = match kept::keep(&s.logs_dir, work.path(), &meta) {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            events(&RunEvent::Warning {
+                kernel: Some(name.clone()),
+                message: format!(
+                    "cannot keep the boot's console log and transcript in {}: {e}",
+                    s.logs_dir.display()
+                ),
+            });
+            None
+        }
+    };
+    // Messages point at the kept copy: the temporary directory goes next.
+    if let Some(dir) = &kept {
+        outcome.console_log = dir.join(kept::CONSOLE_FILE);
+    }
+    let end_text = describe_end(&outcome);
+    events(&RunEvent::Booted {
+        kernel: name,
+        wall: outcome.elapsed,
+        end: outcome.end.clone(),
+        summary: end_text.clone(),
+    });
+    let record = boot_record(s, &spec, &outcome, end_text, bytes.len() as u64, kept);
+    Ok((record, outcome))
+}
+
+fn boot_record(
+    s: &RunSettings,
+    spec: &BootSpec,
+    outcome: &BootOutcome,
+    end_text: String,
+    initramfs_bytes: u64,
+    kept: Option<PathBuf>,
+) -> BootRecord {
+    let uptime = |want_done: bool| {
+        outcome.messages.iter().find_map(|m| match m {
+            Message::Hello { uptime_ms, .. } if !want_done => Some(*uptime_ms),
+            Message::Done { uptime_ms } if want_done => Some(*uptime_ms),
+            _ => None,
+        })
+    };
+    BootRecord {
+        accel: s.accel.accel,
+        wall_ms: outcome.elapsed.as_millis() as u64,
+        agent_hello_uptime_ms: uptime(false),
+        agent_done_uptime_ms: uptime(true),
+        end: outcome.end.clone(),
+        end_text,
+        initramfs_bytes,
+        kept,
+        console_log: outcome.console_log.clone(),
+        splats: outcome.splats.clone(),
+        qemu_args: spec.command.display_args(),
+    }
+}

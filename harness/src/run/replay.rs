@@ -1,0 +1,75 @@
+//! Judging a kept boot again, without QEMU: its transcript through a fresh
+//! watcher, then the same verdict as a live boot. `btfvm replay DIR` uses
+//! it, and so do the unit tests that replay the recorded faults.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::kept::{self, BootMeta, CONSOLE_FILE, TRANSCRIPT_FILE};
+use super::outcome::ScenarioResult;
+use super::verdict::{apply_allowlist, map_results};
+use crate::vm::transcript::{self, TranscriptError, MAX_TRANSCRIPT_BYTES};
+use crate::vm::{BootOutcome, VmEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{}: not a kept boot: {source}", dir.display())]
+    Meta {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: over {MAX_TRANSCRIPT_BYTES} bytes: not a transcript btfvm wrote", path.display())]
+    TooBig { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Transcript {
+        path: PathBuf,
+        #[source]
+        source: TranscriptError,
+    },
+}
+
+pub struct Replayed {
+    pub meta: BootMeta,
+    pub outcome: BootOutcome,
+    pub results: BTreeMap<String, ScenarioResult>,
+}
+
+pub fn replay(dir: &Path, on_event: &mut dyn FnMut(&VmEvent)) -> Result<Replayed, ReplayError> {
+    let meta = kept::read_meta(dir).map_err(|source| ReplayError::Meta {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(TRANSCRIPT_FILE);
+    let read_err = |source| ReplayError::Read {
+        path: path.clone(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .map_err(read_err)?
+        .take(MAX_TRANSCRIPT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_TRANSCRIPT_BYTES {
+        return Err(ReplayError::TooBig { path });
+    }
+    let watched = transcript::replay(&bytes, meta.timeouts, on_event)
+        .map_err(|source| ReplayError::Transcript { path, source })?;
+    let mut outcome =
+        BootOutcome::from_watched(watched, dir.join(CONSOLE_FILE), meta.qemu_stderr.clone());
+    apply_allowlist(&mut outcome.splats, &meta.allow_splats);
+    let results = map_results(&meta.planned, &outcome);
+    Ok(Replayed {
+        meta,
+        outcome,
+        results,
+    })
+}

@@ -1,0 +1,215 @@
+//! The VM suite as libtest trials: one per kernel and scenario, named
+//! `<kernel>::<scenario>`, so filters, `--list`, `--ignored` and `--exact`
+//! behave as in any Rust test suite. The first trial of a kernel boots it
+//! once for all of that kernel's selected trials.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use super::events::{EventSink, RunEvent};
+use super::kernel_run::{run_kernel, KernelOutcome};
+use super::outcome::{FailureKind, TrialOutcome};
+use super::record::{KernelRecord, TrialRecord};
+use super::select::SelectedKernel;
+use super::settings::{RunSettings, SettingsError};
+use crate::inputs::scenario::Scenario;
+use crate::vm::AccelDecision;
+
+struct KernelSlot {
+    kernel: SelectedKernel,
+    /// Indexes of this kernel's scenarios that the libtest arguments select.
+    selected: Vec<usize>,
+    outcome: OnceLock<KernelOutcome>,
+}
+
+/// Makes the run settings (KVM probe, QEMU lookup, cache) on first use.
+pub type SettingsMaker = Box<dyn FnOnce() -> Result<RunSettings, SettingsError> + Send>;
+
+pub struct Suite {
+    scenarios: Vec<Scenario>,
+    kernels: Vec<KernelSlot>,
+    settings: OnceLock<Result<RunSettings, (FailureKind, String)>>,
+    make_settings: Mutex<Option<SettingsMaker>>,
+    events: Arc<EventSink>,
+    /// One slot per (kernel, scenario): two trials can never share one,
+    /// so no result can stand in for another's.
+    records: Mutex<Vec<Option<TrialRecord>>>,
+    /// Boots are serialized: two TCG guests and a kernel download on a
+    /// 2-core machine only slow each other down, and the console stays
+    /// readable.
+    boot_lock: Mutex<()>,
+}
+
+pub fn trial_name(kernel: &str, scenario: &str) -> String {
+    format!("{kernel}::{scenario}")
+}
+
+/// The kind libtest shows and filters on: "[vm] <name>" in `--list`.
+const KIND: &str = "vm";
+
+impl Suite {
+    /// `make_settings` runs at the first trial that needs a VM, so `--list`
+    /// or a filter that selects nothing never probes KVM or fetches anything.
+    pub fn new(
+        scenarios: Vec<Scenario>,
+        kernels: Vec<SelectedKernel>,
+        args: &Arguments,
+        make_settings: SettingsMaker,
+        events: Arc<EventSink>,
+    ) -> Arc<Suite> {
+        let kernels: Vec<KernelSlot> = kernels
+            .into_iter()
+            .map(|kernel| {
+                let selected = (0..scenarios.len())
+                    .filter(|&si| {
+                        let t =
+                            Trial::test(trial_name(&kernel.spec.name, &scenarios[si].name), || {
+                                Ok(())
+                            })
+                            .with_kind(KIND);
+                        !args.is_filtered_out(&t) && !args.is_ignored(&t)
+                    })
+                    .collect();
+                KernelSlot {
+                    kernel,
+                    selected,
+                    outcome: OnceLock::new(),
+                }
+            })
+            .collect();
+        let slots = kernels.len() * scenarios.len();
+        Arc::new(Suite {
+            scenarios,
+            kernels,
+            settings: OnceLock::new(),
+            make_settings: Mutex::new(Some(make_settings)),
+            events,
+            records: Mutex::new(vec![None; slots]),
+            boot_lock: Mutex::new(()),
+        })
+    }
+
+    /// How many trials the libtest arguments select.
+    pub fn selected(&self) -> usize {
+        self.kernels.iter().map(|k| k.selected.len()).sum()
+    }
+
+    pub fn trials(self: &Arc<Self>) -> Vec<Trial> {
+        let mut v = Vec::new();
+        for (ki, k) in self.kernels.iter().enumerate() {
+            for (si, sc) in self.scenarios.iter().enumerate() {
+                let suite = Arc::clone(self);
+                v.push(
+                    Trial::ignorable_test(trial_name(&k.kernel.spec.name, &sc.name), move || {
+                        suite.run_trial(ki, si)
+                    })
+                    .with_kind(KIND),
+                );
+            }
+        }
+        v
+    }
+
+    fn settings(&self) -> Result<&RunSettings, (FailureKind, String)> {
+        self.settings
+            .get_or_init(|| {
+                let make = self.make_settings.lock().ok().and_then(|mut m| m.take());
+                let made = match make {
+                    Some(f) => f(),
+                    None => {
+                        return Err((
+                            FailureKind::Environment,
+                            "run settings were already consumed".into(),
+                        ))
+                    }
+                };
+                match made {
+                    Ok(s) => {
+                        (self.events)(&RunEvent::Accel(s.accel.clone()));
+                        Ok(s)
+                    }
+                    Err(e) => Err((e.class().into(), e.to_string())),
+                }
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn outcome_of(&self, ki: usize) -> Result<&KernelOutcome, (FailureKind, String)> {
+        let settings = self.settings()?;
+        let slot = &self.kernels[ki];
+        Ok(slot.outcome.get_or_init(|| {
+            let _guard = self.boot_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let selected: Vec<&Scenario> = slot
+                .selected
+                .iter()
+                .map(|&si| &self.scenarios[si])
+                .collect();
+            run_kernel(&slot.kernel, &selected, settings, &*self.events)
+        }))
+    }
+
+    fn run_trial(&self, ki: usize, si: usize) -> Result<Completion, Failed> {
+        let start = Instant::now();
+        let scenario = &self.scenarios[si].name;
+        let (outcome, duration_ms, observations) = match self.outcome_of(ki) {
+            Err((kind, message)) => (
+                TrialOutcome::failed(kind, message),
+                start.elapsed().as_millis() as u64,
+                None,
+            ),
+            Ok(ko) => match ko.results.get(scenario) {
+                Some(r) => (r.outcome.clone(), r.duration_ms, r.observations.clone()),
+                None => (
+                    TrialOutcome::failed(
+                        FailureKind::Check,
+                        format!("no result for {scenario} (it was not selected when the suite was planned)"),
+                    ),
+                    0,
+                    None,
+                ),
+            },
+        };
+        let kernel = &self.kernels[ki].kernel.spec.name;
+        if let Ok(mut r) = self.records.lock() {
+            r[ki * self.scenarios.len() + si] = Some(TrialRecord {
+                name: trial_name(kernel, scenario),
+                kernel: kernel.clone(),
+                scenario: scenario.clone(),
+                outcome: outcome.clone(),
+                duration_ms,
+                observations,
+            });
+        }
+        match outcome {
+            TrialOutcome::Passed => Ok(Completion::Completed),
+            TrialOutcome::Ignored { reason } => Ok(Completion::ignored_with(reason)),
+            TrialOutcome::Failed { message, .. } => Err(message.into()),
+        }
+    }
+
+    /// What ran, in trial order.
+    pub fn trial_records(&self) -> Vec<TrialRecord> {
+        self.records
+            .lock()
+            .map(|r| r.iter().flatten().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The kernels that were run (booted or not), in order.
+    pub fn kernel_records(&self) -> Vec<KernelRecord> {
+        self.kernels
+            .iter()
+            .filter_map(|k| k.outcome.get().map(|o| o.record.clone()))
+            .collect()
+    }
+
+    pub fn accel(&self) -> Option<&AccelDecision> {
+        match self.settings.get() {
+            Some(Ok(s)) => Some(&s.accel),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! From how a boot went to one verdict per scenario. Nothing the agent did
+//! not finish can pass, and a kernel splat fails the scenario it happened in
+//! and every one after it: the kernel they ran on was no longer healthy.
+
+use std::collections::BTreeMap;
+
+use btfvm_proto::Message;
+
+use super::outcome::{FailureKind, ScenarioResult, TrialOutcome};
+use crate::inputs::kernelspec::AllowSplat;
+use crate::support::interrupt::signal_name;
+use crate::vm::{BootEnd, BootOutcome, Splat, SplatKind};
+
+/// The end of a boot in words, with the panic line where there was one.
+pub fn describe_end(o: &BootOutcome) -> String {
+    let panic = o.splats.iter().find(|s| s.kind == SplatKind::Panic);
+    match (&o.end, panic) {
+        (BootEnd::Exited { .. }, Some(p)) if !o.finished() && p.line.contains("Attempted to kill init") => {
+            format!("the guest agent (PID 1) exited or crashed, and the kernel panicked: {}", p.line)
+        }
+        (BootEnd::Exited { .. }, Some(p)) if !o.finished() => format!("kernel panic: {}", p.line),
+        (BootEnd::Panicked, Some(p)) => {
+            format!("kernel panic: {}; QEMU did not exit and was killed", p.line)
+        }
+        (BootEnd::Exited { status: Some(0) }, _) if o.finished() => "powered off".into(),
+        (BootEnd::Exited { status: Some(0) }, _) => {
+            "QEMU exited (status 0) before the agent finished, with no panic on the console".into()
+        }
+        (BootEnd::Exited { status: Some(c) }, _) => format!("QEMU exited with status {c}"),
+        (BootEnd::Exited { status: None }, _) => "QEMU was killed by a signal".into(),
+        (BootEnd::TimedOut { after }, _) => format!("boot timed out after {} s; QEMU killed", after.as_secs()),
+        (BootEnd::NoHello { after }, _) => format!(
+            "no hello from the agent within {} s (kernel never reached /init, or the agent died first); QEMU killed",
+            after.as_secs()
+        ),
+        (BootEnd::ScenarioTimedOut { scenario, after }, _) => {
+            format!("scenario {scenario} still running after {} s; QEMU killed", after.as_secs())
+        }
+        (BootEnd::Panicked, None) => "kernel panic; QEMU did not exit and was killed".into(),
+        (BootEnd::Channel(e), _) => format!("{e}; QEMU killed"),
+        (BootEnd::Interrupted { signal }, _) => {
+            format!("interrupted by {}; QEMU killed", signal_name(*signal))
+        }
+    }
+}
+
+/// Marks the splats a kernel spec tolerates, with its reason.
+pub fn apply_allowlist(splats: &mut [Splat], allow: &[AllowSplat]) {
+    for s in splats {
+        if let Some(a) = allow.iter().find(|a| s.line.contains(&a.matches)) {
+            s.allowed = Some(a.reason.clone());
+        }
+    }
+}
+
+fn splat_text(s: &Splat, during: Option<&str>) -> String {
+    let at = match during.or(s.scenario.as_deref()) {
+        Some(n) => format!("during {n}"),
+        None => "outside any scenario".into(),
+    };
+    let who = if s.line.contains("Attempted to kill init") {
+        "the guest agent (PID 1) exited or crashed; "
+    } else {
+        ""
+    };
+    format!(
+        "{who}{} {at}:\n  {}",
+        s.kind.as_str(),
+        s.excerpt.join("\n  ")
+    )
+}
+
+/// What the agent's messages say: the scenarios it finished, the one it
+/// was in, whether it spoke at all, and why it gave up if it did.
+struct AgentReport {
+    finished: BTreeMap<String, ScenarioResult>,
+    running: Option<String>,
+    hello: bool,
+    fatal: Option<String>,
+}
+
+fn read_messages(messages: &[Message]) -> AgentReport {
+    let mut r = AgentReport {
+        finished: BTreeMap::new(),
+        running: None,
+        hello: false,
+        fatal: None,
+    };
+    for m in messages {
+        match m {
+            Message::Hello { .. } => r.hello = true,
+            Message::ScenarioStarted { name } => r.running = Some(name.clone()),
+            Message::ScenarioFinished {
+                name,
+                outcome,
+                duration_ms,
+                observations,
+            } => {
+                r.running = None;
+                r.finished.insert(
+                    name.clone(),
+                    ScenarioResult {
+                        outcome: TrialOutcome::from_agent(outcome),
+                        duration_ms: *duration_ms,
+                        observations: Some(observations.clone()),
+                    },
+                );
+            }
+            Message::Fatal { message } => r.fatal = Some(message.clone()),
+            Message::Done { .. } => {}
+        }
+    }
+    r
+}
+
+/// The first splat that is not tolerated taints its scenario and all later
+/// ones; one before any scenario taints them all.
+fn taint(planned: &[String], splats: &[Splat], out: &mut BTreeMap<String, ScenarioResult>) {
+    let Some(s) = splats.iter().find(|s| s.allowed.is_none()) else {
+        return;
+    };
+    // The console lags the channel (printk reaches the UART after the
+    // agent has moved on), so the scenario whose own kernel log holds the
+    // splat's first line is the exact answer; the console tag is the
+    // fallback (a panic ends the boot before any log is sent).
+    let in_kmsg = planned.iter().position(|p| {
+        out.get(p)
+            .and_then(|r| r.observations.as_ref())
+            .is_some_and(|o| o.kmsg.iter().any(|l| l.trim_end() == s.line.trim_end()))
+    });
+    let from = match (in_kmsg, &s.scenario) {
+        (Some(i), _) => i,
+        (None, Some(n)) => planned.iter().position(|p| p == n).unwrap_or(0),
+        // Scenarios run in plan order: between two of them, the first not
+        // yet finished is the first one tainted.
+        (None, None) => s.finished_before.min(planned.len()),
+    };
+    let text = splat_text(s, in_kmsg.and_then(|i| planned.get(i)).map(String::as_str));
+    for name in &planned[from..] {
+        let prev = out.remove(name);
+        let earlier = match prev.as_ref().and_then(|r| r.outcome.failure()) {
+            Some((_, message)) => format!("\n(and its own check failed: {message})"),
+            None => String::new(),
+        };
+        out.insert(
+            name.clone(),
+            ScenarioResult {
+                outcome: TrialOutcome::failed(FailureKind::Check, format!("{text}{earlier}")),
+                duration_ms: prev.as_ref().map(|r| r.duration_ms).unwrap_or(0),
+                observations: prev.and_then(|r| r.observations),
+            },
+        );
+    }
+}
+
+/// Why a scenario the agent never finished failed, with the boot's end,
+/// what QEMU said and the console's last lines.
+fn unfinished(name: &str, report: &AgentReport, o: &BootOutcome) -> ScenarioResult {
+    let end = describe_end(o);
+    let mut context = String::new();
+    if !o.qemu_stderr.trim().is_empty() {
+        context.push_str(&format!("\nQEMU said:\n{}", o.qemu_stderr.trim_end()));
+    }
+    context.push_str(&format!(
+        "\nconsole ({}), last lines:\n{}",
+        o.console_log.display(),
+        o.console_tail
+    ));
+    let (kind, why) = if let Some(f) = &report.fatal {
+        (FailureKind::Check, format!("the guest agent gave up: {f}"))
+    } else if !report.hello {
+        (
+            FailureKind::NoAgent,
+            format!("the guest agent never reported (no hello on the channel); boot ended: {end}"),
+        )
+    } else if report.running.as_deref() == Some(name) {
+        (
+            FailureKind::Check,
+            format!("boot ended while this scenario ran: {end}"),
+        )
+    } else {
+        (
+            FailureKind::Check,
+            format!("boot ended before this scenario ran: {end}"),
+        )
+    };
+    let kind = match o.end {
+        BootEnd::Interrupted { .. } => FailureKind::NotRun,
+        _ => kind,
+    };
+    ScenarioResult::failed(kind, format!("{why}{context}"))
+}
+
+/// One result per planned scenario.
+pub fn map_results(planned: &[String], o: &BootOutcome) -> BTreeMap<String, ScenarioResult> {
+    let report = read_messages(&o.messages);
+    let mut out = report.finished.clone();
+    taint(planned, &o.splats, &mut out);
+    for name in planned {
+        if !out.contains_key(name) {
+            out.insert(name.clone(), unfinished(name, &report, o));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "verdict_tests.rs"]
+mod tests;

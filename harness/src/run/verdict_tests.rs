@@ -1,0 +1,135 @@
+use super::*;
+use crate::vm::SplatKind;
+use btfvm_proto::{Observations, Outcome};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn finished(name: &str) -> Message {
+    Message::ScenarioFinished {
+        name: name.into(),
+        outcome: Outcome::Passed,
+        duration_ms: 1,
+        observations: Observations::default(),
+    }
+}
+
+fn outcome(splat_in: Option<&str>, line: &str) -> BootOutcome {
+    BootOutcome {
+        end: BootEnd::Exited { status: Some(0) },
+        messages: vec![
+            Message::Hello {
+                agent: "t".into(),
+                release: "6.1".into(),
+                uptime_ms: 1,
+                scenarios: 3,
+            },
+            finished("a"),
+            finished("b"),
+            finished("c"),
+            Message::Done { uptime_ms: 2 },
+        ],
+        elapsed: Duration::from_secs(2),
+        console_log: PathBuf::from("/log"),
+        console_tail: String::new(),
+        qemu_stderr: String::new(),
+        splats: vec![Splat {
+            kind: SplatKind::Warning,
+            line: line.into(),
+            excerpt: vec![line.into(), "Call Trace:".into()],
+            scenario: splat_in.map(String::from),
+            finished_before: 0,
+            allowed: None,
+        }],
+        console_dropped: 0,
+    }
+}
+
+fn planned() -> Vec<String> {
+    ["a", "b", "c"].map(String::from).to_vec()
+}
+
+fn message(r: &ScenarioResult) -> &str {
+    match &r.outcome {
+        TrialOutcome::Failed { message, .. } => message,
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn a_splat_fails_its_scenario_and_the_later_ones() {
+    let r = map_results(
+        &planned(),
+        &outcome(Some("b"), "WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2"),
+    );
+    assert_eq!(r["a"].outcome, TrialOutcome::Passed);
+    for n in ["b", "c"] {
+        let m = message(&r[n]);
+        assert!(m.contains("kernel WARNING during b"), "{m}");
+        assert!(m.contains("Call Trace:"), "{m}");
+        assert_eq!(
+            r[n].outcome.failure().map(|f| f.0),
+            Some(FailureKind::Check)
+        );
+    }
+}
+
+#[test]
+fn an_allowlisted_splat_fails_nothing_and_keeps_its_reason() {
+    let mut o = outcome(
+        Some("a"),
+        "WARNING: CPU: 0 PID: 1 at drivers/known.c:1 f+0x1/0x2",
+    );
+    let allow = [AllowSplat {
+        matches: "drivers/known.c".into(),
+        reason: "fixed upstream by commit abc".into(),
+    }];
+    apply_allowlist(&mut o.splats, &allow);
+    assert_eq!(
+        o.splats[0].allowed.as_deref(),
+        Some("fixed upstream by commit abc")
+    );
+    let r = map_results(&planned(), &o);
+    assert!(r.values().all(|v| v.outcome == TrialOutcome::Passed));
+}
+
+#[test]
+fn the_scenario_whose_kernel_log_has_the_splat_is_blamed_not_the_console_tag() {
+    let line = "WARNING: CPU: 0 PID: 1 at x.c:52 0xffffffffa0004023";
+    let mut o = outcome(None, line);
+    o.splats[0].finished_before = 3; // the console line came late
+    if let Message::ScenarioFinished { observations, .. } = &mut o.messages[2] {
+        observations.kmsg = vec!["------------[ cut here ]------------".into(), line.into()];
+    }
+    let r = map_results(&planned(), &o);
+    assert_eq!(r["a"].outcome, TrialOutcome::Passed);
+    for n in ["b", "c"] {
+        let m = message(&r[n]);
+        assert!(m.contains("kernel WARNING during b"), "{m}");
+    }
+}
+
+#[test]
+fn a_splat_before_any_scenario_fails_them_all() {
+    let r = map_results(
+        &planned(),
+        &outcome(None, "BUG: kernel NULL pointer dereference"),
+    );
+    assert!(r
+        .values()
+        .all(|v| matches!(v.outcome, TrialOutcome::Failed { .. })));
+}
+
+#[test]
+fn a_kernel_that_never_reached_the_agent_is_no_agent_not_a_check() {
+    let mut o = outcome(None, "x");
+    o.splats.clear();
+    o.messages.clear();
+    o.end = BootEnd::NoHello {
+        after: Duration::from_secs(60),
+    };
+    let r = map_results(&planned(), &o);
+    for v in r.values() {
+        assert_eq!(v.outcome.failure().map(|f| f.0), Some(FailureKind::NoAgent));
+        assert!(message(v).contains("never reported"), "{}", message(v));
+    }
+}

@@ -1,0 +1,269 @@
+//! The I/O around the watcher: starts QEMU, listens on the channel socket,
+//! follows the console file, ticks the clock, and feeds each of these to
+//! `watch::Watch` (recording each input), until the watcher says the boot
+//! is over. All judgement is the watcher's.
+
+use std::fs::File;
+use std::io::{BufWriter, ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::process::{die_with_parent, wait_timeout, KillOnDrop};
+use super::transcript::Recorder;
+use super::watch::{Input, Watch};
+use super::{BootEnd, BootOutcome, BootSpec, VmError, VmEvent};
+
+const CONSOLE_POLL: Duration = Duration::from_millis(50);
+const CHANNEL_READ_TIMEOUT: Duration = Duration::from_millis(50);
+/// After QEMU closed the channel, how long its exit may take.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+/// QEMU's own complaints are short; more is kept from nobody.
+const STDERR_KEEP: usize = 64 * 1024;
+/// Console bytes read per poll, so one flood cannot stall the loop.
+const CONSOLE_CHUNK: u64 = 4 << 20;
+
+/// Reads what QEMU appended to the console file since the last call.
+struct ConsoleFile {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl ConsoleFile {
+    fn read_new(&mut self) -> Vec<u8> {
+        let Ok(mut f) = File::open(&self.path) else {
+            return Vec::new();
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return Vec::new();
+        }
+        let mut buf = Vec::new();
+        if let Ok(n) = f.by_ref().take(CONSOLE_CHUNK).read_to_end(&mut buf) {
+            self.offset += n as u64;
+        }
+        buf
+    }
+}
+
+/// The watcher, its recorder, and the clock: one place where inputs go in.
+struct Feeder<'a> {
+    watch: Watch,
+    recorder: Recorder<BufWriter<File>>,
+    start: Instant,
+    on_event: &'a mut dyn FnMut(&VmEvent),
+}
+
+impl Feeder<'_> {
+    fn feed(&mut self, input: Input) -> Option<BootEnd> {
+        let at = self.start.elapsed();
+        let end = self.watch.feed(at, &input, self.on_event);
+        // Ticks change nothing unless they end the boot; recording only
+        // those keeps a 5-minute hang's transcript small.
+        if !matches!(input, Input::Tick) || end.is_some() {
+            let _ = self.recorder.record(at, &input);
+        }
+        end
+    }
+
+    fn console(&mut self, console: &mut ConsoleFile) {
+        let bytes = console.read_new();
+        if !bytes.is_empty() {
+            self.feed(Input::Console(bytes));
+        }
+    }
+}
+
+fn bind(socket: &Path) -> Result<UnixListener, VmError> {
+    let io = |what| {
+        move |source| VmError::Io {
+            what,
+            path: socket.to_path_buf(),
+            source,
+        }
+    };
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).map_err(io("binding the channel socket"))?;
+    listener.set_nonblocking(true).map_err(io("configuring"))?;
+    Ok(listener)
+}
+
+fn spawn(spec: &BootSpec) -> Result<KillOnDrop, VmError> {
+    let mut cmd = Command::new(&spec.command.program);
+    cmd.args(&spec.command.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    cmd.spawn()
+        .map(KillOnDrop)
+        .map_err(|source| VmError::Spawn {
+            qemu: spec.command.program.clone(),
+            source,
+        })
+}
+
+/// Keeps reading QEMU's stderr so a chatty QEMU never blocks on a full
+/// pipe; returns the first `STDERR_KEEP` bytes.
+fn read_stderr(child: &mut KillOnDrop) -> JoinHandle<String> {
+    let stderr = child.0.stderr.take();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut e) = stderr {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = e.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                let room = STDERR_KEEP.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+        String::from_utf8_lossy(&kept).into_owned()
+    })
+}
+
+/// Boots `spec` and watches it to its end. `cancelled` is asked on every
+/// turn of the loop (Ctrl-C reaches the boot through it).
+pub fn boot(
+    spec: &BootSpec,
+    cancelled: &dyn Fn() -> Option<i32>,
+    on_event: &mut dyn FnMut(&VmEvent),
+) -> Result<BootOutcome, VmError> {
+    let listener = bind(&spec.channel)?;
+    let transcript = File::create(&spec.transcript).map_err(|source| VmError::Io {
+        what: "creating",
+        path: spec.transcript.clone(),
+        source,
+    })?;
+    let recorder = Recorder::new(BufWriter::new(transcript)).map_err(|source| VmError::Io {
+        what: "writing",
+        path: spec.transcript.clone(),
+        source,
+    })?;
+    let start = Instant::now();
+    let mut child = spawn(spec)?;
+    on_event(&VmEvent::Started { pid: child.0.id() });
+    let stderr = read_stderr(&mut child);
+    let mut f = Feeder {
+        watch: Watch::new(spec.timeouts),
+        recorder,
+        start,
+        on_event,
+    };
+    let mut console = ConsoleFile {
+        path: spec.console_log.clone(),
+        offset: 0,
+    };
+    let end = watch_loop(&mut f, &listener, &mut child, &mut console, cancelled);
+    if !matches!(end, BootEnd::Exited { .. }) {
+        let _ = child.0.kill();
+    }
+    let _ = child.0.wait();
+    // The last lines (a panic, typically) arrive as QEMU goes.
+    f.console(&mut console);
+    let _ = f.recorder.flush();
+    let qemu_stderr = stderr.join().unwrap_or_default();
+    drop(child);
+    let _ = std::fs::remove_file(&spec.channel);
+    let watched = f.watch.finish();
+    let mut outcome = BootOutcome::from_watched(watched, spec.console_log.clone(), qemu_stderr);
+    outcome.elapsed = start.elapsed();
+    Ok(outcome)
+}
+
+fn watch_loop(
+    f: &mut Feeder<'_>,
+    listener: &UnixListener,
+    child: &mut KillOnDrop,
+    console: &mut ConsoleFile,
+    cancelled: &dyn Fn() -> Option<i32>,
+) -> BootEnd {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut stream: Option<UnixStream> = None;
+    let mut last_poll: Option<Instant> = None;
+    loop {
+        if last_poll.is_none_or(|t| t.elapsed() >= CONSOLE_POLL) {
+            last_poll = Some(Instant::now());
+            f.console(console);
+        }
+        if let Some(signal) = cancelled() {
+            if let Some(end) = f.feed(Input::Interrupted { signal }) {
+                return end;
+            }
+        }
+        if let Some(end) = f.feed(Input::Tick) {
+            return end;
+        }
+        let Some(s) = stream.as_mut() else {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    let _ = s.set_read_timeout(Some(CHANNEL_READ_TIMEOUT));
+                    (f.on_event)(&VmEvent::Connected {
+                        after: f.start.elapsed(),
+                    });
+                    stream = Some(s);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if let Ok(Some(_)) = child.0.try_wait() {
+                        return exited(f, child, console, None, &mut buf);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+            continue;
+        };
+        match s.read(&mut buf) {
+            // QEMU closes the socket when it exits.
+            Ok(0) => return exited(f, child, console, stream.as_mut(), &mut buf),
+            Ok(n) => {
+                if let Some(end) = f.feed(Input::Channel(buf[..n].to_vec())) {
+                    return end;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                if let Ok(Some(_)) = child.0.try_wait() {
+                    return exited(f, child, console, stream.as_mut(), &mut buf);
+                }
+            }
+            Err(_) => return exited(f, child, console, stream.as_mut(), &mut buf),
+        }
+    }
+}
+
+/// QEMU is going: what it wrote last, then how it went.
+fn exited(
+    f: &mut Feeder<'_>,
+    child: &mut KillOnDrop,
+    console: &mut ConsoleFile,
+    stream: Option<&mut UnixStream>,
+    buf: &mut [u8],
+) -> BootEnd {
+    let status = wait_timeout(&mut child.0, EXIT_WAIT);
+    f.console(console);
+    if let Some(s) = stream {
+        let _ = s.set_nonblocking(true);
+        while let Ok(n) = s.read(buf) {
+            if n == 0 {
+                break;
+            }
+            if let Some(end) = f.feed(Input::Channel(buf[..n].to_vec())) {
+                return end;
+            }
+        }
+    }
+    let input = match status {
+        Some(st) => Input::Exited { status: st.code() },
+        None => Input::Hung,
+    };
+    f.feed(input)
+        .or_else(|| f.watch.ended().cloned())
+        .unwrap_or(BootEnd::Exited { status: None })
+}

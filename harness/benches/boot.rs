@@ -26,6 +26,54 @@ fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
+/// The baseline: the same kernel with an init that powers off at once,
+/// under the same QEMU line minus the agent's channel.
+fn bare_command(vmlinuz: &Path, accel: vm::Accel, dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut bare_initrd = Archive::new();
+    bare_initrd.add(Entry::file(
+        "init",
+        0o755,
+        btfvm::boot::agent::AGENT.to_vec(),
+    ));
+    let initrd = dir.join("bare.cpio");
+    std::fs::write(&initrd, bare_initrd.to_bytes()).expect("write initrd");
+    let mut bare_args = args::base_args();
+    bare_args.extend(args::accel_args(accel));
+    bare_args.extend(args::memory_args(512, 1));
+    bare_args.extend(args::kernel_args(vmlinuz, &initrd, &args::cmdline(&[])));
+    bare_args.extend(args::console_args(&dir.join("bare.log")));
+    bare_args
+}
+
+fn print_table(kernel: &str, bare: &mut [Duration], suite: &mut [Duration]) {
+    let (bm, sm) = (median(bare), median(suite));
+    println!();
+    println!(
+        "| {:<38} | {:>8} | {:>8} | {:>8} |",
+        "", "min", "median", "max"
+    );
+    println!("|{:-<40}|{:-<10}|{:-<10}|{:-<10}|", "", "", "", "");
+    println!(
+        "| {:<38} | {:>8} | {:>8} | {:>8} |",
+        "bare qemu -kernel, init powers off",
+        secs(bare[0]),
+        secs(bm),
+        secs(bare[bare.len() - 1])
+    );
+    println!(
+        "| {:<38} | {:>8} | {:>8} | {:>8} |",
+        format!("btfvm run --kernel {kernel} (whole suite)"),
+        secs(suite[0]),
+        secs(sm),
+        secs(suite[suite.len() - 1])
+    );
+    println!();
+    println!(
+        "suite / bare (medians): {:.2}x",
+        sm.as_secs_f64() / bm.as_secs_f64()
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; anything else is a libtest filter we ignore.
     let kernel = std::env::var("BTFVM_BENCH_KERNEL").unwrap_or_else(|_| "bookworm".into());
@@ -44,25 +92,7 @@ fn main() {
     let qemu = vm::find_qemu(None).expect("qemu");
     let scratch = tempfile::tempdir().expect("tempdir");
     let accel = vm::accel::decide(&qemu, vm::AccelChoice::Auto, scratch.path());
-
-    let mut bare_initrd = Archive::new();
-    bare_initrd.add(Entry::file(
-        "init",
-        0o755,
-        btfvm::boot::agent::AGENT.to_vec(),
-    ));
-    let initrd = scratch.path().join("bare.cpio");
-    std::fs::write(&initrd, bare_initrd.to_bytes()).expect("write initrd");
-    let mut bare_args = args::base_args();
-    bare_args.extend(args::accel_args(accel.accel));
-    bare_args.extend(args::memory_args(512, 1));
-    bare_args.extend(args::kernel_args(
-        &image.vmlinuz,
-        &initrd,
-        &args::cmdline(&[]),
-    ));
-    bare_args.extend(args::console_args(&scratch.path().join("bare.log")));
-
+    let bare_args = bare_command(&image.vmlinuz, accel.accel, scratch.path());
     let bin = env!("CARGO_BIN_EXE_btfvm");
     println!(
         "kernel {} ({}), accel {} ({}), {rounds} rounds",
@@ -98,30 +128,5 @@ fn main() {
             secs(suite[round - 1])
         );
     }
-    let (bm, sm) = (median(&mut bare), median(&mut suite));
-    println!();
-    println!(
-        "| {:<38} | {:>8} | {:>8} | {:>8} |",
-        "", "min", "median", "max"
-    );
-    println!("|{:-<40}|{:-<10}|{:-<10}|{:-<10}|", "", "", "", "");
-    println!(
-        "| {:<38} | {:>8} | {:>8} | {:>8} |",
-        "bare qemu -kernel, init powers off",
-        secs(bare[0]),
-        secs(bm),
-        secs(bare[bare.len() - 1])
-    );
-    println!(
-        "| {:<38} | {:>8} | {:>8} | {:>8} |",
-        format!("btfvm run --kernel {} (whole suite)", spec.name),
-        secs(suite[0]),
-        secs(sm),
-        secs(suite[suite.len() - 1])
-    );
-    println!();
-    println!(
-        "suite / bare (medians): {:.2}x",
-        sm.as_secs_f64() / bm.as_secs_f64()
-    );
+    print_table(&spec.name, &mut bare, &mut suite);
 }

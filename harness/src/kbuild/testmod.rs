@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::make::{BuildLog, Make, MakeError};
 use super::BuildEvent;
+use crate::support::hex;
 
 pub const MODULE: &str = "btfvm_test";
 
@@ -53,10 +54,7 @@ pub fn sources_hash() -> String {
         h.update(text.as_bytes());
         h.update([0]);
     }
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&h.finalize()[..8])
 }
 
 #[derive(Debug, Clone)]

@@ -42,7 +42,8 @@ pub struct Replayed {
     pub results: BTreeMap<String, ScenarioResult>,
 }
 
-pub fn replay(dir: &Path, on_event: &mut dyn FnMut(&VmEvent)) -> Result<Replayed, ReplayError> {
+/// A kept boot's metadata and transcript bytes, read with their limits.
+pub fn load(dir: &Path) -> Result<(BootMeta, Vec<u8>), ReplayError> {
     let meta = kept::read_meta(dir).map_err(|source| ReplayError::Meta {
         dir: dir.to_path_buf(),
         source,
@@ -61,8 +62,22 @@ pub fn replay(dir: &Path, on_event: &mut dyn FnMut(&VmEvent)) -> Result<Replayed
     if bytes.len() as u64 > MAX_TRANSCRIPT_BYTES {
         return Err(ReplayError::TooBig { path });
     }
-    let watched = transcript::replay(&bytes, meta.timeouts, on_event)
-        .map_err(|source| ReplayError::Transcript { path, source })?;
+    Ok((meta, bytes))
+}
+
+/// The verdict of a recorded boot, as the live run gave it.
+pub fn judge(
+    meta: BootMeta,
+    transcript: &[u8],
+    dir: &Path,
+    on_event: &mut dyn FnMut(&VmEvent),
+) -> Result<Replayed, ReplayError> {
+    let watched = transcript::replay(transcript, meta.timeouts, on_event).map_err(|source| {
+        ReplayError::Transcript {
+            path: dir.join(TRANSCRIPT_FILE),
+            source,
+        }
+    })?;
     let mut outcome =
         BootOutcome::from_watched(watched, dir.join(CONSOLE_FILE), meta.qemu_stderr.clone());
     apply_allowlist(&mut outcome.splats, &meta.allow_splats);
@@ -73,3 +88,12 @@ pub fn replay(dir: &Path, on_event: &mut dyn FnMut(&VmEvent)) -> Result<Replayed
         results,
     })
 }
+
+pub fn replay(dir: &Path, on_event: &mut dyn FnMut(&VmEvent)) -> Result<Replayed, ReplayError> {
+    let (meta, bytes) = load(dir)?;
+    judge(meta, &bytes, dir, on_event)
+}
+
+#[cfg(test)]
+#[path = "replay_tests.rs"]
+mod tests;

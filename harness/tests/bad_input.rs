@@ -179,3 +179,47 @@ fn no_apt_on_the_host() {
     assert_eq!(o.status.code(), Some(3), "{e}");
     assert!(e.contains("apt"), "{e}");
 }
+
+/// An apt outage is the environment, for `fetch` and `kernel build` alike
+/// (status 3), never "bad usage": a mirror nobody listens on, and a cache
+/// of its own so no fresh index hides the outage.
+#[test]
+fn an_apt_outage_is_the_environment_for_fetch_and_build() {
+    let cache = tempfile::tempdir().unwrap();
+    let mirror = "http://127.0.0.1:9/debian";
+    for args in [
+        &["fetch", "debian:bookworm"][..],
+        &["kernel", "build", "build:debian:bookworm"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_btfvm"))
+            .args(args)
+            .args(["--debian-mirror", mirror])
+            .env("BTFVM_CACHE_DIR", cache.path())
+            .output()
+            .expect("running btfvm");
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {e}");
+        assert!(
+            e.contains("apt-get") && e.contains("update"),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+/// `--modules` and `--config` belong to one kernel given by path; with a
+/// spec name they are refused instead of being ignored.
+#[test]
+fn modules_and_config_without_a_path_kernel_are_usage_errors() {
+    for (opt, val) in [
+        ("--modules", "/lib/modules/x"),
+        ("--config", "/boot/config-x"),
+    ] {
+        let o = btfvm(&["run", "--kernel", "bookworm", opt, val]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{opt}: {e}");
+        assert!(
+            e.contains(&format!("{opt} belongs to a kernel given by path")),
+            "{opt}: {e}"
+        );
+    }
+}

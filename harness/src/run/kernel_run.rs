@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use btfvm_proto::Message;
 
-use super::acquire::{acquire, AcquireEvent};
+use super::acquire::{acquire, AcquireError, AcquireEvent};
 use super::events::{EventSink, RunEvent};
 use super::kept::{self, BootMeta};
 use super::outcome::{FailureKind, ScenarioResult};
@@ -19,7 +19,7 @@ use crate::boot::agent::AGENT;
 use crate::boot::plan::{self, Prepared};
 use crate::inputs::scenario::Scenario;
 use crate::kernel::KernelImage;
-use crate::support::{interrupt, tmpdirs, ErrorClass};
+use crate::support::{interrupt, tmpdirs};
 use crate::vm::{self, BootOutcome, BootSpec, QemuParams, VmError};
 
 pub struct KernelOutcome {
@@ -91,7 +91,10 @@ pub fn run_kernel(
     }
     let image = match image_of(k, s, events) {
         Ok(i) => i,
-        Err((class, message)) => return all_failed(record, scenarios, class.into(), message),
+        Err(e) => {
+            let message = format!("kernel {}: {e}", k.spec.name);
+            return all_failed(record, scenarios, e.class().into(), message);
+        }
     };
     events(&RunEvent::Resolved {
         kernel: k.spec.name.clone(),
@@ -148,7 +151,7 @@ fn image_of(
     k: &SelectedKernel,
     s: &RunSettings,
     events: &EventSink,
-) -> Result<KernelImage, (ErrorClass, String)> {
+) -> Result<KernelImage, AcquireError> {
     if let Some(i) = &k.resolved {
         return Ok(i.clone());
     }
@@ -160,7 +163,6 @@ fn image_of(
             AcquireEvent::Build(event) => RunEvent::Build { kernel, event },
         })
     })
-    .map_err(|e| (e.class(), format!("kernel {}: {e}", k.spec.name)))
 }
 
 fn boot_once(

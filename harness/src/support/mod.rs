@@ -3,6 +3,7 @@
 //! that were once written out in five places.
 
 pub mod cache;
+pub mod fsread;
 pub mod interrupt;
 pub mod tmpdirs;
 

@@ -37,6 +37,7 @@ impl From<ErrorClass> for FailureKind {
             ErrorClass::Kernel => FailureKind::Kernel,
             ErrorClass::Input => FailureKind::Input,
             ErrorClass::Environment => FailureKind::Environment,
+            ErrorClass::Interrupted(_) => FailureKind::NotRun,
         }
     }
 }

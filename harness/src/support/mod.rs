@@ -1,10 +1,13 @@
 //! What every layer stands on: the cache folder and its atomic writes,
-//! Ctrl-C handling, per-boot temporary folders, and two small helpers
+//! Ctrl-C handling and the waits that give way to it (child processes,
+//! locks, streams), per-boot temporary folders, and two small helpers
 //! that were once written out in five places.
 
 pub mod cache;
+pub mod child;
 pub mod fsread;
 pub mod interrupt;
+pub mod stop;
 pub mod tmpdirs;
 
 use std::path::PathBuf;
@@ -23,6 +26,9 @@ pub enum ErrorClass {
     Input,
     /// The machine: QEMU, apt or the mirror, the cache, the disk, a tool.
     Environment,
+    /// A signal (the number) asked the run to stop, and it did: says
+    /// nothing about the kernel, the input or the machine.
+    Interrupted(i32),
 }
 
 /// Lower-case hex, for hashes in cache keys and folder names.

@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::args::{probe_args, probe_boot_sector, Accel, PROBE_EXIT_STATUS};
-use super::process::{die_with_parent, wait_timeout};
+use crate::support::child::{die_with_parent, KillOnDrop};
+use crate::support::interrupt;
+use crate::support::stop::StopCheck;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,16 +87,17 @@ fn probe_kvm(qemu: &Path, scratch: &Path) -> Result<Duration, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     die_with_parent(&mut cmd);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", qemu.display()))?;
-    let status = wait_timeout(&mut child, PROBE_TIMEOUT);
+    let mut child = KillOnDrop(
+        cmd.spawn()
+            .map_err(|e| format!("starting {}: {e}", qemu.display()))?,
+    );
+    let status = wait_probe(&mut child, &interrupt::requested);
     drop(file);
     match status {
-        Some(s) if s.code() == Some(PROBE_EXIT_STATUS) => Ok(start.elapsed()),
-        Some(s) => {
+        Probe::Exited(s) if s.code() == Some(PROBE_EXIT_STATUS) => Ok(start.elapsed()),
+        Probe::Exited(s) => {
             let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
+            if let Some(mut e) = child.0.stderr.take() {
                 use std::io::Read;
                 let _ = e.read_to_string(&mut err);
             }
@@ -104,13 +107,32 @@ fn probe_kvm(qemu: &Path, scratch: &Path) -> Result<Duration, String> {
                 .unwrap_or("no message");
             Err(format!("probe QEMU exited with {s}: {first}"))
         }
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(format!(
-                "probe guest hung for {} s under KVM",
-                PROBE_TIMEOUT.as_secs()
-            ))
+        // Dropping `child` kills the probe QEMU.
+        Probe::Hung => Err(format!(
+            "probe guest hung for {} s under KVM",
+            PROBE_TIMEOUT.as_secs()
+        )),
+        Probe::Stopped => Err("interrupted before the probe guest ended".into()),
+    }
+}
+
+enum Probe {
+    Exited(std::process::ExitStatus),
+    Hung,
+    Stopped,
+}
+
+/// The probe's end within `PROBE_TIMEOUT`, unless a stop request comes
+/// first: a hanging probe must not hold Ctrl-C up for 5 s.
+fn wait_probe(child: &mut KillOnDrop, stop: StopCheck<'_>) -> Probe {
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    loop {
+        match child.0.try_wait() {
+            Ok(Some(s)) => return Probe::Exited(s),
+            Err(_) => return Probe::Hung,
+            Ok(None) if stop().is_some() => return Probe::Stopped,
+            Ok(None) if Instant::now() >= deadline => return Probe::Hung,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
 }

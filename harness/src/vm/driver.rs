@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::process::{die_with_parent, wait_timeout, KillOnDrop};
 use super::transcript::Recorder;
 use super::watch::{Input, Watch};
 use super::{BootEnd, BootOutcome, BootSpec, VmError, VmEvent};
+use crate::support::child::{die_with_parent, wait_timeout, KillOnDrop};
 
 const CONSOLE_POLL: Duration = Duration::from_millis(50);
 const CHANNEL_READ_TIMEOUT: Duration = Duration::from_millis(50);

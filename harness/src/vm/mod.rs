@@ -8,7 +8,6 @@ pub mod accel;
 pub mod args;
 pub mod console;
 pub mod driver;
-pub mod process;
 pub mod splat;
 pub mod transcript;
 pub mod watch;

@@ -109,6 +109,10 @@ pub fn kernel_build(args: BuildArgs) -> CmdResult {
     let result = kbuild::build(&spec, &cache, &opts, &mut |e| printer.event(e));
     drop(printer);
     if let Some(sig) = interrupt::requested() {
+        crate::say!(
+            "btfvm: {name}: interrupted by {}",
+            interrupt::signal_name(sig)
+        );
         return Ok(ExitCode::from(exit::for_signal(sig)));
     }
     match result {

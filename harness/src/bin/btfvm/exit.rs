@@ -50,6 +50,17 @@ pub fn for_class(class: ErrorClass) -> u8 {
         ErrorClass::Kernel => FAILED,
         ErrorClass::Input => USAGE,
         ErrorClass::Environment => ENVIRONMENT,
+        ErrorClass::Interrupted(sig) => for_signal(sig),
+    }
+}
+
+/// The signal that decides an error's status: the error's own (a wait
+/// that gave way to it), or one that came while the error was on its way
+/// (a make that failed because its group was signalled): the highest row.
+pub fn interrupting(class: ErrorClass, requested: Option<i32>) -> Option<i32> {
+    match class {
+        ErrorClass::Interrupted(sig) => Some(sig),
+        _ => requested,
     }
 }
 
@@ -126,5 +137,16 @@ mod tests {
         assert_eq!(for_class(ErrorClass::Input), 2);
         assert_eq!(for_class(ErrorClass::Environment), 3);
         assert_eq!(for_class(ErrorClass::Kernel), 1);
+        assert_eq!(for_class(ErrorClass::Interrupted(libc::SIGINT)), 130);
+        assert_eq!(for_class(ErrorClass::Interrupted(libc::SIGTERM)), 143);
+        assert_eq!(
+            interrupting(ErrorClass::Environment, Some(libc::SIGTERM)),
+            Some(libc::SIGTERM)
+        );
+        assert_eq!(interrupting(ErrorClass::Environment, None), None);
+        assert_eq!(
+            interrupting(ErrorClass::Interrupted(libc::SIGINT), None),
+            Some(libc::SIGINT)
+        );
     }
 }

@@ -7,8 +7,9 @@ use btfvm::inputs::source::KernelSource;
 use btfvm::run::acquire::{acquire, AcquireEvent};
 use btfvm::run::events::RunEvent;
 use btfvm::support::cache::Cache;
+use btfvm::support::interrupt;
 
-use crate::exit::{Classified, CmdResult};
+use crate::exit::{self, Classified, CmdResult};
 use crate::render::Renderer;
 
 pub fn fetch(word: &str, mirror: Option<&str>, kernels_dir: &Path) -> CmdResult {
@@ -17,6 +18,9 @@ pub fn fetch(word: &str, mirror: Option<&str>, kernels_dir: &Path) -> CmdResult 
     let cache = Cache::from_env().map_err(Classified::env)?;
     let renderer = Renderer::default();
     let kernel = word.to_string();
+    // From here every wait (apt, the suite's lock, unpacking) gives way
+    // to a stop request.
+    interrupt::install();
     let image = acquire(&source, &cache, mirror, &mut |e| {
         renderer.event(&match e {
             AcquireEvent::Fetch(event) => RunEvent::Fetch {
@@ -30,6 +34,10 @@ pub fn fetch(word: &str, mirror: Option<&str>, kernels_dir: &Path) -> CmdResult 
         })
     })
     .map_err(|e| Classified::new(e.class(), e))?;
+    if let Some(sig) = interrupt::requested() {
+        crate::say!("btfvm: interrupted by {}", interrupt::signal_name(sig));
+        return Ok(ExitCode::from(exit::for_signal(sig)));
+    }
     println!("origin   {}", image.origin);
     println!("release  {}", image.release);
     println!("vmlinuz  {}", image.vmlinuz.display());

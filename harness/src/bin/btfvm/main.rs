@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use btfvm::support::ErrorClass;
 use clap::{Parser, Subcommand};
 
 /// Progress on stderr that never panics: `eprintln!` would abort the run
@@ -99,8 +100,22 @@ fn main() -> ExitCode {
         Command::Matrix(args) => matrix_cmd::matrix(*args),
         Command::Replay { dir } => replay_cmd::replay_cmd(&dir),
     };
-    result.unwrap_or_else(|e| {
-        say!("btfvm: error: {:#}", e.error);
-        ExitCode::from(exit::for_class(e.class))
-    })
+    result.unwrap_or_else(failed)
+}
+
+/// Prints an error and gives its status; a stop request outranks any
+/// error (the highest row of the table wins).
+fn failed(e: exit::Classified) -> ExitCode {
+    use btfvm::support::interrupt;
+    let sig = exit::interrupting(e.class, interrupt::requested());
+    match sig {
+        Some(s) if e.class == ErrorClass::Interrupted(s) => say!("btfvm: {:#}", e.error),
+        Some(s) => say!(
+            "btfvm: interrupted by {} (and: {:#})",
+            interrupt::signal_name(s),
+            e.error
+        ),
+        None => say!("btfvm: error: {:#}", e.error),
+    }
+    ExitCode::from(sig.map_or_else(|| exit::for_class(e.class), exit::for_signal))
 }

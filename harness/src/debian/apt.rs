@@ -7,12 +7,15 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::deb822::parse_paragraphs;
 use super::mirror::Mirror;
 use crate::support::cache::{write_atomic, CacheError};
+use crate::support::child::{self, RunError};
+use crate::support::stop::{Interrupted, StopCheck};
+use crate::support::{interrupt, ErrorClass};
 
 const SOURCES_FILE: &str = "btfvm.sources";
 /// Written after each successful `apt-get update`; holds its time, which
@@ -47,6 +50,19 @@ pub enum AptError {
     },
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// apt (and the methods it forked) killed on a stop request.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+}
+
+impl AptError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AptError::Interrupted(i) => i.class(),
+            AptError::Cache(e) => e.class(),
+            _ => ErrorClass::Environment,
+        }
+    }
 }
 
 /// A package as `apt-cache show` describes it.
@@ -233,26 +249,36 @@ impl AptDir {
         args: &[&str],
         cwd: Option<&Path>,
     ) -> Result<String, AptError> {
+        self.run_until(program, args, cwd, &interrupt::requested)
+    }
+
+    /// apt in a process group of its own: a download from a mirror that
+    /// never answers waits minutes for apt's own timeouts, and its http
+    /// methods are apt's children, so a stop request kills the group.
+    fn run_until(
+        &self,
+        program: &'static str,
+        args: &[&str],
+        cwd: Option<&Path>,
+        stop: StopCheck<'_>,
+    ) -> Result<String, AptError> {
         let opts = self.options();
         let mut cmd = Command::new(program);
         cmd.args(&opts)
             .args(args)
             .env("LC_ALL", "C")
-            .env_remove("LANGUAGE")
-            .stdin(Stdio::null());
+            .env_remove("LANGUAGE");
         if let Some(cwd) = cwd {
             cmd.current_dir(cwd);
         }
         let shown = || command_line(program, &opts, args, cwd);
-        let out = cmd.output().map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                AptError::Missing { program }
-            } else {
-                AptError::Spawn {
-                    command: shown(),
-                    source: e,
-                }
-            }
+        let out = child::output(&mut cmd, stop).map_err(|e| match e {
+            RunError::Interrupted(i) => AptError::Interrupted(i),
+            RunError::Io(e) if e.kind() == io::ErrorKind::NotFound => AptError::Missing { program },
+            RunError::Io(e) => AptError::Spawn {
+                command: shown(),
+                source: e,
+            },
         })?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {

@@ -55,7 +55,8 @@ impl DebianError {
             | DebianError::NotFound { .. } => ErrorClass::Input,
             DebianError::Mirror(MirrorError::Invalid { .. }) => ErrorClass::Input,
             DebianError::Mirror(MirrorError::NotFound { .. }) => ErrorClass::Environment,
-            DebianError::Apt(_) | DebianError::Cache(_) => ErrorClass::Environment,
+            DebianError::Apt(e) => e.class(),
+            DebianError::Cache(e) => e.class(),
             DebianError::Deb(e) => e.class(),
         }
     }
@@ -147,7 +148,7 @@ impl Suite {
     /// before a refresh. Concurrent runs for the same suite would
     /// otherwise fight over the lists; hold the guard while using apt.
     pub fn ready(&self, on_update: &mut dyn FnMut()) -> Result<CacheLock, DebianError> {
-        let lock = self.cache.lock(&self.apt.dir().join("lock"))?;
+        let lock = self.cache.lock(&self.apt.dir().join("lock"), &mut || {})?;
         if !self.fresh() {
             on_update();
             self.apt.update()?;

@@ -36,7 +36,15 @@ pub fn build(
     }
     // One kernel build at a time per cache: two on a 2-core machine only
     // slow each other down, and a second run then finds the first's result.
-    let _lock = cache.lock(&cache.root().join("build/lock"))?;
+    let lock_path = cache.root().join("build/lock");
+    let _lock = cache.lock(&lock_path, &mut || {
+        events(BuildEvent::Step {
+            what: format!(
+                "waiting for another run's build to finish (it holds {})",
+                lock_path.display()
+            ),
+        })
+    })?;
     if reuse {
         if let Some(b) = load(&entry, &inputs) {
             events(BuildEvent::Cached { entry });

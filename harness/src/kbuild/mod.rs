@@ -77,7 +77,8 @@ impl BuildError {
             BuildError::Source(e) => e.class(),
             BuildError::Pahole(e) => e.class(),
             BuildError::Fragment(_) => ErrorClass::Input,
-            BuildError::Cache(_) | BuildError::MissingTool { .. } => ErrorClass::Environment,
+            BuildError::Cache(e) => e.class(),
+            BuildError::MissingTool { .. } => ErrorClass::Environment,
         }
     }
 }

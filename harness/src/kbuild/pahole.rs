@@ -44,7 +44,7 @@ impl PaholeError {
     pub fn class(&self) -> ErrorClass {
         match self {
             PaholeError::Debian(e) => e.class(),
-            PaholeError::Cache(_) => ErrorClass::Environment,
+            PaholeError::Cache(e) => e.class(),
             PaholeError::NotFound { .. } | PaholeError::NoVersion { .. } => ErrorClass::Input,
             PaholeError::Incomplete { .. } => ErrorClass::Kernel,
         }

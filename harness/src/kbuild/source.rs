@@ -39,7 +39,7 @@ impl SourceError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SourceError::Debian(e) => e.class(),
-            SourceError::Cache(_) => ErrorClass::Environment,
+            SourceError::Cache(e) => e.class(),
             SourceError::NoVersionedSource { .. } | SourceError::NotATree { .. } => {
                 ErrorClass::Input
             }

@@ -8,6 +8,9 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::interrupt;
+use super::stop::{self, Interrupted, StopCheck};
+
 /// Prefix of the scratch folders and files that become cache entries by
 /// rename; anything with it is an unfinished entry and never read.
 const TEMP_PREFIX: &str = ".btfvm-tmp-";
@@ -34,9 +37,19 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+    /// Waiting for a lock, given up on a stop request.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 impl CacheError {
+    pub fn class(&self) -> super::ErrorClass {
+        match self {
+            CacheError::Interrupted(i) => i.class(),
+            _ => super::ErrorClass::Environment,
+        }
+    }
+
     pub fn io(what: &'static str, path: &Path, source: io::Error) -> CacheError {
         CacheError::Io {
             what,
@@ -143,8 +156,19 @@ impl Cache {
     }
 
     /// Takes an exclusive advisory lock on `path` (created if missing),
-    /// waiting for other holders; released when the guard is dropped.
-    pub fn lock(&self, path: &Path) -> Result<CacheLock, CacheError> {
+    /// waiting for other holders and calling `on_wait` once if it has to;
+    /// released when the guard is dropped. Gives up on a stop request.
+    pub fn lock(&self, path: &Path, on_wait: &mut dyn FnMut()) -> Result<CacheLock, CacheError> {
+        self.lock_until(path, &interrupt::requested, on_wait)
+    }
+
+    /// `lock` with the stop check given.
+    pub fn lock_until(
+        &self,
+        path: &Path,
+        stop: StopCheck<'_>,
+        on_wait: &mut dyn FnMut(),
+    ) -> Result<CacheLock, CacheError> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|e| CacheError::io("cannot create", parent, e))?;
         }
@@ -154,8 +178,22 @@ impl Cache {
             .write(true)
             .open(path)
             .map_err(|e| CacheError::io("cannot open lock file", path, e))?;
-        flock(&file, libc::LOCK_EX).map_err(|e| CacheError::io("cannot lock", path, e))?;
-        Ok(CacheLock { _file: file })
+        // A blocking flock ends only when the holder lets go: a signal's
+        // EINTR is retried, so Ctrl-C would wait for another run's build.
+        let mut waiting = false;
+        loop {
+            match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+                Ok(()) => return Ok(CacheLock { _file: file }),
+                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                    if !waiting {
+                        waiting = true;
+                        on_wait();
+                    }
+                    stop::pause(stop)?;
+                }
+                Err(e) => return Err(CacheError::io("cannot lock", path, e)),
+            }
+        }
     }
 }
 
@@ -346,7 +384,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::at(dir.path().to_path_buf());
         let p = dir.path().join("l/lock");
-        drop(cache.lock(&p).unwrap());
-        let _again = cache.lock(&p).unwrap();
+        let mut waited = false;
+        drop(cache.lock(&p, &mut || waited = true).unwrap());
+        let _again = cache.lock(&p, &mut || waited = true).unwrap();
+        assert!(!waited, "a free lock is taken without waiting");
+    }
+
+    #[test]
+    fn waiting_for_a_held_lock_gives_way_to_a_stop_and_sees_its_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf());
+        let p = dir.path().join("lock");
+        // Another open file description: flock locks are per description.
+        let held = File::create(&p).unwrap();
+        flock(&held, libc::LOCK_EX).unwrap();
+        let asked = std::cell::Cell::new(0);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            (asked.get() > 3).then_some(libc::SIGINT)
+        };
+        let mut waits = 0;
+        let t = std::time::Instant::now();
+        let r = cache.lock_until(&p, &stop, &mut || waits += 1);
+        assert!(
+            matches!(r, Err(CacheError::Interrupted(Interrupted { signal: 2 }))),
+            "{r:?}"
+        );
+        assert_eq!(waits, 1, "the wait is announced once");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(
+            CacheError::Interrupted(Interrupted { signal: 15 }).class(),
+            crate::support::ErrorClass::Interrupted(15)
+        );
+
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        let got = cache.lock_until(&p, &stop::never, &mut || {});
+        assert!(got.is_ok(), "{got:?}");
+        releaser.join().unwrap();
     }
 }

@@ -9,6 +9,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::support::interrupt;
+use crate::support::stop::{Interrupted, StopCheck, StopReader};
+
 const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,10 @@ pub enum DebError {
         #[source]
         source: io::Error,
     },
+    /// Unpacking stopped on a stop request (what was written goes with
+    /// the caller's temporary entry).
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 impl DebError {
@@ -56,6 +63,7 @@ impl DebError {
     pub fn class(&self) -> crate::support::ErrorClass {
         match self {
             DebError::Write { .. } => crate::support::ErrorClass::Environment,
+            DebError::Interrupted(i) => i.class(),
             _ => crate::support::ErrorClass::Kernel,
         }
     }
@@ -64,6 +72,12 @@ impl DebError {
 /// Unpacks the data.tar.* of `deb` into `dest` (created if missing). Files
 /// already in `dest` are replaced, so several packages can share one root.
 pub fn extract(deb: &Path, dest: &Path) -> Result<(), DebError> {
+    extract_until(deb, dest, &interrupt::requested)
+}
+
+/// `extract` asking the stop check before every read of the data (a
+/// kernel's modules package is 60 MB of zstd or xz).
+pub fn extract_until(deb: &Path, dest: &Path, stop: StopCheck<'_>) -> Result<(), DebError> {
     let read_err = |source| DebError::Read {
         deb: deb.to_path_buf(),
         source,
@@ -108,12 +122,16 @@ pub fn extract(deb: &Path, dest: &Path) -> Result<(), DebError> {
                     })
                 }
             };
-            return Unpacker {
+            let unpacked = Unpacker {
                 deb,
                 member: &name,
                 dest,
             }
-            .run(reader);
+            .run(StopReader::new(reader, stop));
+            return match (unpacked, stop()) {
+                (Err(_), Some(signal)) => Err(Interrupted { signal }.into()),
+                (r, _) => r,
+            };
         }
         members.push(name);
     }

@@ -308,3 +308,43 @@ fn lexical_containment() {
     assert!(!stays_inside(Path::new("link"), Path::new("../c")));
     assert!(!stays_inside(Path::new("a/link"), Path::new("/c")));
 }
+
+#[test]
+fn extraction_gives_way_to_a_stop_between_two_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![b'm'; 1 << 20];
+    let names: Vec<String> = (0..8).map(|i| format!("./lib/m{i}.ko")).collect();
+    let items: Vec<Item> = names
+        .iter()
+        .map(|n| Item::File(n, &big[..], 0o644))
+        .collect();
+    let deb = write_deb(dir.path(), &deb_with("data.tar.xz", xz(&tar_bytes(&items))));
+    let asked = std::cell::Cell::new(0);
+    let stop = || {
+        asked.set(asked.get() + 1);
+        (asked.get() > 10).then_some(libc::SIGINT)
+    };
+    let root = dir.path().join("root");
+    let r = extract_until(&deb, &root, &stop);
+    assert!(
+        matches!(r, Err(DebError::Interrupted(Interrupted { signal: 2 }))),
+        "{r:?}"
+    );
+    let written = fs::read_dir(root.join("lib"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        written < 8,
+        "stopped after the request, not at the end: {written}"
+    );
+    assert_eq!(
+        DebError::Interrupted(Interrupted { signal: 2 }).class(),
+        crate::support::ErrorClass::Interrupted(2)
+    );
+    extract_until(
+        &deb,
+        &dir.path().join("whole"),
+        &crate::support::stop::never,
+    )
+    .unwrap();
+}

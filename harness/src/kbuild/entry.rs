@@ -59,10 +59,13 @@ pub fn build(
     let work_root = cache.subdir("build/work")?;
     let started = std::time::Instant::now();
     let result = pipeline::run(&inputs, cache, &work_root, &entry, opts, events);
-    events(BuildEvent::Finished {
-        seconds: started.elapsed().as_secs_f64(),
-        ok: result.is_ok(),
-    });
+    // A build stopped halfway neither succeeded nor failed.
+    if !matches!(result, Err(BuildError::Interrupted(_))) {
+        events(BuildEvent::Finished {
+            seconds: started.elapsed().as_secs_f64(),
+            ok: result.is_ok(),
+        });
+    }
     match result {
         Ok(()) => load(&entry, &inputs)
             .map(|b| Built { cached: false, ..b })

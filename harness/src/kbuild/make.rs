@@ -5,12 +5,15 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use super::BuildEvent;
+use crate::support::child::{self, GroupChild, RunError};
+use crate::support::interrupt;
+use crate::support::stop::{Interrupted, StopCheck, POLL};
 
 /// Lines of output kept for an error message.
 const TAIL: usize = 40;
@@ -39,6 +42,9 @@ pub enum MakeError {
         #[source]
         source: io::Error,
     },
+    /// make's process group was stopped on a stop request.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 /// The build log, kept whole; each command is written before its output.
@@ -94,9 +100,7 @@ impl Make {
         parts.join(" ")
     }
 
-    /// make with its variables, in its own process group (so a stop
-    /// request reaches every compiler it runs), dying with us even if we
-    /// are SIGKILLed; stdout and stderr both into `writer`.
+    /// make with its variables; stdout and stderr both into `writer`.
     fn command(&self, args: &[String], writer: OwnedFd) -> io::Result<Command> {
         let writer2 = writer.try_clone()?;
         let mut cmd = Command::new("make");
@@ -118,16 +122,6 @@ impl Make {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         Ok(cmd)
     }
 
@@ -139,6 +133,19 @@ impl Make {
         log: &mut BuildLog,
         events: &mut dyn FnMut(BuildEvent),
     ) -> Result<Vec<String>, MakeError> {
+        self.run_until(args, log, events, &interrupt::requested)
+    }
+
+    /// `run` with the stop check given. make leads a process group of its
+    /// own, so that a stop request reaches every compiler it runs, and
+    /// dies with us by SIGTERM (which make passes on to its jobs).
+    pub fn run_until(
+        &self,
+        args: &[String],
+        log: &mut BuildLog,
+        events: &mut dyn FnMut(BuildEvent),
+        stop: StopCheck<'_>,
+    ) -> Result<Vec<String>, MakeError> {
         let command = self.command_line(args);
         let start = Instant::now();
         log.line(&format!("$ {command}"))?;
@@ -148,11 +155,18 @@ impl Make {
         };
         let (reader, writer) = pipe().map_err(spawn_err)?;
         let mut cmd = self.command(args, writer).map_err(spawn_err)?;
-        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let mut child = GroupChild::spawn(&mut cmd, libc::SIGTERM).map_err(spawn_err)?;
         // Our copies of the write end must go, or the read never ends.
         drop(cmd);
-        let lines = follow(reader, child.id() as libc::pid_t, log, events)?;
-        let status = child.wait().map_err(spawn_err)?;
+        let lines = match follow(reader, &mut child, log, events, stop) {
+            Err(MakeError::Interrupted(i)) => return Err(interrupted(log, i, start)),
+            other => other?,
+        };
+        let status = match child.wait(stop) {
+            Ok(status) => status,
+            Err(RunError::Interrupted(i)) => return Err(interrupted(log, i, start)),
+            Err(RunError::Io(e)) => return Err(spawn_err(e)),
+        };
         log.line(&format!(
             "# {} after {:.1} s",
             status,
@@ -167,33 +181,62 @@ impl Make {
             command,
             status: status.to_string(),
             tail,
-            signalled: status.signal().is_some()
-                || crate::support::interrupt::requested().is_some(),
+            signalled: status.signal().is_some() || stop().is_some(),
         })
     }
 }
 
-/// Reads make's output to its end, line by line, into the log and the
-/// events; a stop request is passed on to make's whole process group.
+/// Notes in the log where a stop request caught make.
+fn interrupted(log: &mut BuildLog, i: Interrupted, start: Instant) -> MakeError {
+    let _ = log.line(&format!(
+        "# {i} after {:.1} s; make's process group stopped",
+        start.elapsed().as_secs_f64()
+    ));
+    i.into()
+}
+
+/// Follows make's output to its end, line by line, into the log and the
+/// events. The lines are read on a thread, so that the stop check is
+/// asked every `POLL` even while make prints nothing (a link of vmlinux
+/// is a minute of silence); on a stop request make's group is stopped.
 fn follow(
     reader: OwnedFd,
-    pgid: libc::pid_t,
+    child: &mut GroupChild,
     log: &mut BuildLog,
     events: &mut dyn FnMut(BuildEvent),
+    stop: StopCheck<'_>,
 ) -> Result<Vec<String>, MakeError> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("make-output".into())
+        .spawn(move || {
+            for line in BufReader::new(File::from(reader)).split(b'\n') {
+                let Ok(raw) = line else { break };
+                if tx.send(raw).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|source| MakeError::Spawn {
+            command: "a thread to read make's output".into(),
+            source,
+        })?;
     let mut lines = Vec::new();
-    for line in BufReader::new(File::from(reader)).split(b'\n') {
-        let Ok(raw) = line else { break };
-        if crate::support::interrupt::requested().is_some() {
-            // SAFETY: signals the process group make leads, nothing else.
-            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    loop {
+        if let Some(signal) = stop() {
+            child.terminate();
+            return Err(Interrupted { signal }.into());
         }
+        let raw = match rx.recv_timeout(POLL) {
+            Ok(raw) => raw,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(lines),
+        };
         let text = String::from_utf8_lossy(&raw).trim_end().to_string();
         log.line(&text)?;
         events(BuildEvent::Make { line: text.clone() });
         lines.push(text);
     }
-    Ok(lines)
 }
 
 /// A pipe whose ends are closed on exec (the child gets dup2'd copies).
@@ -208,8 +251,11 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// First line of `<program> --version`, for the cache key and metadata.
+/// None also on a stop request, which the build's next wait reports.
 pub fn tool_version(program: &str) -> Option<String> {
-    let out = Command::new(program).arg("--version").output().ok()?;
+    let mut cmd = Command::new(program);
+    cmd.arg("--version");
+    let out = child::output(&mut cmd, &interrupt::requested).ok()?;
     out.status.success().then(|| {
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -223,6 +269,7 @@ pub fn tool_version(program: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn merges_output_into_log_and_events() {
@@ -265,5 +312,39 @@ mod tests {
             text.contains("$ make -C") && text.contains("err1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_silent_make_is_stopped_within_a_second() {
+        use crate::support::child::tests::{marked_sleep, stop_after, survivors};
+        use std::sync::atomic::Ordering;
+        let d = tempfile::tempdir().unwrap();
+        let sleep = marked_sleep(d.path());
+        // Two silent jobs, as a parallel link would be.
+        std::fs::write(
+            d.path().join("Makefile"),
+            format!("all: a b\na:\n\t@{sleep} 30\nb:\n\t@{sleep} 30\n"),
+        )
+        .unwrap();
+        let m = Make {
+            tree: d.path().to_path_buf(),
+            out: d.path().join("o"),
+            jobs: 2,
+            vars: vec![],
+            env: vec![],
+        };
+        let mut log = BuildLog::create(&d.path().join("log")).unwrap();
+        let (flag, at) = stop_after(Duration::from_millis(300));
+        let stop = || Some(flag.load(Ordering::SeqCst)).filter(|s| *s != 0);
+        let r = m.run_until(&["all".into()], &mut log, &mut |_| {}, &stop);
+        let took = at.elapsed();
+        assert!(
+            matches!(r, Err(MakeError::Interrupted(Interrupted { signal: 2 }))),
+            "{r:?}"
+        );
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert!(survivors(&sleep).is_empty(), "{:?}", survivors(&sleep));
+        let text = std::fs::read_to_string(d.path().join("log")).unwrap();
+        assert!(text.contains("interrupted by SIGINT after"), "{text}");
     }
 }

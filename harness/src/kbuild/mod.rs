@@ -65,6 +65,10 @@ pub enum BuildError {
     MissingTool { what: String, hint: String },
     #[error("{0}")]
     Failed(Box<BuildFailure>),
+    /// Stopped on a stop request: says nothing about the inputs, so
+    /// nothing is remembered.
+    #[error(transparent)]
+    Interrupted(#[from] crate::support::stop::Interrupted),
 }
 
 impl BuildError {
@@ -78,6 +82,7 @@ impl BuildError {
             BuildError::Pahole(e) => e.class(),
             BuildError::Fragment(_) => ErrorClass::Input,
             BuildError::Cache(e) => e.class(),
+            BuildError::Interrupted(i) => i.class(),
             BuildError::MissingTool { .. } => ErrorClass::Environment,
         }
     }

@@ -16,7 +16,9 @@ use crate::debian::apt::PackageInfo;
 use crate::debian::{DebianError, PackageStep, Pinned, Suite};
 use crate::inputs::build_spec::PaholeChoice;
 use crate::support::cache::{write_atomic, Cache, CacheError};
-use crate::support::{hex, which, ErrorClass};
+use crate::support::child::{self, RunError};
+use crate::support::stop::Interrupted;
+use crate::support::{hex, interrupt, which, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaholeError {
@@ -38,6 +40,8 @@ pub enum PaholeError {
         package: String,
         missing: &'static str,
     },
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 impl PaholeError {
@@ -47,6 +51,7 @@ impl PaholeError {
             PaholeError::Cache(e) => e.class(),
             PaholeError::NotFound { .. } | PaholeError::NoVersion { .. } => ErrorClass::Input,
             PaholeError::Incomplete { .. } => ErrorClass::Kernel,
+            PaholeError::Interrupted(i) => i.class(),
         }
     }
 }
@@ -111,7 +116,13 @@ fn absent(choice: &PaholeChoice, cache: &Cache, why: &str) -> Pahole {
 }
 
 fn version_of(program: &Path, what: &str) -> Result<String, PaholeError> {
-    let out = Command::new(program).arg("--version").output();
+    // A pahole given by path is anybody's program: it may never answer.
+    let mut cmd = Command::new(program);
+    cmd.arg("--version");
+    let out = child::output(&mut cmd, &interrupt::requested);
+    if let Err(RunError::Interrupted(i)) = out {
+        return Err(i.into());
+    }
     let text = match &out {
         Ok(o) => format!(
             "{}{}",

@@ -42,6 +42,9 @@ fn failed(f: BuildFailure) -> BuildError {
 /// A make failure as a build failure, with the known cause if the log
 /// shows one.
 fn make_failure(inputs: &Inputs, stage: Stage, e: MakeError, log: &Path) -> BuildError {
+    if let MakeError::Interrupted(i) = e {
+        return i.into();
+    }
     let mut f = failure(inputs, stage, e.to_string());
     match e {
         MakeError::Failed {
@@ -56,7 +59,9 @@ fn make_failure(inputs: &Inputs, stage: Stage, e: MakeError, log: &Path) -> Buil
             f.transient = signalled || f.finding.as_ref().is_some_and(findings::is_transient);
         }
         // The machine, not the inputs: do not remember it.
-        MakeError::Spawn { .. } | MakeError::Log { .. } => f.transient = true,
+        MakeError::Spawn { .. } | MakeError::Log { .. } | MakeError::Interrupted(_) => {
+            f.transient = true
+        }
     }
     failed(f)
 }
@@ -98,6 +103,11 @@ pub(super) fn run(
         Err(BuildError::Failed(mut f)) => {
             f.log = Some(log_path);
             Err(BuildError::Failed(f))
+        }
+        // Nothing points at the log of a build that was stopped halfway.
+        Err(e @ BuildError::Interrupted(_)) => {
+            let _ = fs::remove_file(&log_path);
+            Err(e)
         }
         Err(e) => Err(e),
     }

@@ -13,7 +13,9 @@ use super::BuildEvent;
 use crate::debian::{DebianError, Pinned, Suite};
 use crate::inputs::build_spec::TreeSource;
 use crate::support::cache::{Cache, CacheError};
-use crate::support::{hex, ErrorClass};
+use crate::support::child::{self, RunError};
+use crate::support::stop::{Interrupted, StopCheck, StopReader};
+use crate::support::{hex, interrupt, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -33,6 +35,8 @@ pub enum SourceError {
     },
     #[error("{}: no kernel tree there (no Makefile and Kconfig at its top)", path.display())]
     NotATree { path: PathBuf },
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 impl SourceError {
@@ -44,6 +48,7 @@ impl SourceError {
                 ErrorClass::Input
             }
             SourceError::NoTarball { .. } | SourceError::Unpack { .. } => ErrorClass::Kernel,
+            SourceError::Interrupted(i) => i.class(),
         }
     }
 }
@@ -205,6 +210,18 @@ fn unpack_xz(
     dest: &Path,
     events: &mut dyn FnMut(BuildEvent),
 ) -> Result<(), SourceError> {
+    unpack_xz_until(tarball, dest, events, &interrupt::requested)
+}
+
+/// Unpacks for minutes (139 MB of xz to 1.5 GB), so every read of the
+/// decompressed stream asks the stop check first. What was unpacked is in
+/// the caller's temporary entry, which goes with the error.
+fn unpack_xz_until(
+    tarball: &Path,
+    dest: &Path,
+    events: &mut dyn FnMut(BuildEvent),
+    stop: StopCheck<'_>,
+) -> Result<(), SourceError> {
     let err = |source| SourceError::Unpack {
         tarball: tarball.to_path_buf(),
         source,
@@ -225,10 +242,14 @@ fn unpack_xz(
         last_pct: 0,
         events,
     };
-    let mut ar = tar::Archive::new(liblzma::read::XzDecoder::new(counting));
+    let xz = liblzma::read::XzDecoder::new(counting);
+    let mut ar = tar::Archive::new(StopReader::new(xz, stop));
     ar.set_preserve_mtime(true);
     // `unpack` refuses entries that would land outside `dest`.
-    ar.unpack(dest).map_err(err)
+    ar.unpack(dest).map_err(|e| match stop() {
+        Some(signal) => Interrupted { signal }.into(),
+        None => err(e),
+    })
 }
 
 fn local_tree(path: &Path) -> Result<Tree, SourceError> {
@@ -238,18 +259,20 @@ fn local_tree(path: &Path) -> Result<Tree, SourceError> {
     if !is_tree(&dir) {
         return Err(SourceError::NotATree { path: dir });
     }
-    let git = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    // `git diff` over a big dirty tree takes seconds.
+    let git = |args: &[&str]| -> Result<Option<String>, Interrupted> {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(&dir).args(args);
+        match child::output(&mut cmd, &interrupt::requested) {
+            Ok(out) => Ok(out
+                .status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())),
+            Err(RunError::Interrupted(i)) => Err(i),
+            Err(RunError::Io(_)) => Ok(None),
+        }
     };
-    let Some(head) = git(&["rev-parse", "HEAD"]).map(|s| s.trim().to_string()) else {
+    let Some(head) = git(&["rev-parse", "HEAD"])?.map(|s| s.trim().to_string()) else {
         return Ok(Tree {
             identity: format!("unversioned tree {}", dir.display()),
             label: "local".into(),
@@ -258,7 +281,7 @@ fn local_tree(path: &Path) -> Result<Tree, SourceError> {
         });
     };
     // Uncommitted changes to tracked files count; a bisect's tree is clean.
-    let diff = git(&["diff", "HEAD"]).unwrap_or_default();
+    let diff = git(&["diff", "HEAD"])?.unwrap_or_default();
     let short: String = head.chars().take(12).collect();
     let (identity, label) = if diff.is_empty() {
         (format!("git {head}"), format!("git-{short}"))
@@ -286,6 +309,52 @@ mod tests {
         fs::write(d.path().join("Makefile"), "all:\n").unwrap();
         fs::write(d.path().join("Kconfig"), "config X\n\tbool\n").unwrap();
         d
+    }
+
+    /// A .tar.xz of `files` files of 64 KiB each.
+    fn tarball(dir: &Path, files: usize) -> PathBuf {
+        let path = dir.join("linux-source-9.9.tar.xz");
+        let xz = liblzma::write::XzEncoder::new(File::create(&path).unwrap(), 0);
+        let mut b = tar::Builder::new(xz);
+        for i in 0..files {
+            let data = vec![b'x'; 64 << 10];
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, format!("linux-source-9.9/f{i}"), &data[..])
+                .unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn unpacking_gives_way_to_a_stop_between_two_reads() {
+        let d = tempfile::tempdir().unwrap();
+        let tar = tarball(d.path(), 40);
+        let whole = d.path().join("whole");
+        unpack_xz_until(&tar, &whole, &mut |_| {}, &crate::support::stop::never).unwrap();
+        let count = |p: &Path| fs::read_dir(p).map(|r| r.count()).unwrap_or(0);
+        assert_eq!(count(&whole.join("linux-source-9.9")), 40);
+
+        let asked = std::cell::Cell::new(0);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            (asked.get() > 30).then_some(libc::SIGTERM)
+        };
+        let part = d.path().join("part");
+        let r = unpack_xz_until(&tar, &part, &mut |_| {}, &stop);
+        assert!(
+            matches!(r, Err(SourceError::Interrupted(Interrupted { signal: 15 }))),
+            "{r:?}"
+        );
+        let got = count(&part.join("linux-source-9.9"));
+        assert!(got < 40, "stopped after the request, not at the end: {got}");
+        assert_eq!(
+            SourceError::Interrupted(Interrupted { signal: 15 }).class(),
+            ErrorClass::Interrupted(15)
+        );
     }
 
     #[test]

@@ -251,4 +251,4 @@ impl Drop for KillOnDrop {
 
 #[cfg(test)]
 #[path = "child_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 /// Live processes (zombies left out) whose command line names `marker`.
-fn survivors(marker: &str) -> Vec<String> {
+pub(crate) fn survivors(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
@@ -22,7 +22,7 @@ fn survivors(marker: &str) -> Vec<String> {
 
 /// A `sleep` reached through a link in a private folder, so that its
 /// command line carries a marker no other process has.
-fn marked_sleep(dir: &Path) -> String {
+pub(crate) fn marked_sleep(dir: &Path) -> String {
     let link = dir.join("sleep");
     let sleep = crate::support::which("sleep").expect("sleep on PATH");
     std::os::unix::fs::symlink(sleep, &link).unwrap();
@@ -66,7 +66,7 @@ fn what_a_command_leaves_in_its_group_is_killed_with_it() {
 }
 
 /// The flag a signal handler would set, set by a thread after `after`.
-fn stop_after(after: Duration) -> (Arc<AtomicI32>, Instant) {
+pub(crate) fn stop_after(after: Duration) -> (Arc<AtomicI32>, Instant) {
     let flag = Arc::new(AtomicI32::new(0));
     let f = Arc::clone(&flag);
     std::thread::spawn(move || {

@@ -225,16 +225,33 @@ impl Drain {
     }
 }
 
-/// Polls a child until it exits or the timeout passes.
-pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+/// How `wait_timeout` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    Exited(ExitStatus),
+    /// The timeout passed (or the child could not be waited for).
+    TimedOut,
+    /// A stop was requested first (the signal).
+    Stopped(i32),
+}
+
+/// Polls a child every 10 ms until it exits, the timeout passes or a stop
+/// is requested. The child is left as it is.
+pub fn wait_timeout(child: &mut Child, timeout: Duration, stop: StopCheck<'_>) -> Waited {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(s)) => return Some(s),
-            Ok(None) if Instant::now() >= deadline => return None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(_) => return None,
+            Ok(Some(s)) => return Waited::Exited(s),
+            Err(_) => return Waited::TimedOut,
+            Ok(None) => {}
         }
+        if let Some(signal) = stop() {
+            return Waited::Stopped(signal);
+        }
+        if Instant::now() >= deadline {
+            return Waited::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -128,3 +128,26 @@ fn a_dropped_group_child_takes_its_group_with_it() {
     }
     assert!(survivors(&sleep).is_empty(), "{:?}", survivors(&sleep));
 }
+
+#[test]
+fn wait_timeout_ends_on_exit_on_timeout_and_on_a_stop() {
+    let mut quick = KillOnDrop(Command::new("true").spawn().unwrap());
+    assert!(matches!(
+        wait_timeout(&mut quick.0, Duration::from_secs(5), &stop::never),
+        Waited::Exited(s) if s.success()
+    ));
+    let mut slow = KillOnDrop(Command::new("sleep").arg("30").spawn().unwrap());
+    let t = Instant::now();
+    let w = wait_timeout(&mut slow.0, Duration::from_millis(100), &stop::never);
+    assert_eq!(w, Waited::TimedOut);
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    let (flag, at) = stop_after(Duration::from_millis(100));
+    let stop = || Some(flag.load(Ordering::SeqCst)).filter(|s| *s != 0);
+    let w = wait_timeout(&mut slow.0, Duration::from_secs(30), &stop);
+    assert_eq!(w, Waited::Stopped(libc::SIGINT));
+    assert!(
+        at.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        at.elapsed()
+    );
+}

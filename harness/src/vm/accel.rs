@@ -8,9 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::args::{probe_args, probe_boot_sector, Accel, PROBE_EXIT_STATUS};
-use crate::support::child::{die_with_parent, KillOnDrop};
+use crate::support::child::{die_with_parent, wait_timeout, KillOnDrop, Waited};
 use crate::support::interrupt;
-use crate::support::stop::StopCheck;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +90,12 @@ fn probe_kvm(qemu: &Path, scratch: &Path) -> Result<Duration, String> {
         cmd.spawn()
             .map_err(|e| format!("starting {}: {e}", qemu.display()))?,
     );
-    let status = wait_probe(&mut child, &interrupt::requested);
+    // A hanging probe must not hold Ctrl-C up for 5 s.
+    let status = wait_timeout(&mut child.0, PROBE_TIMEOUT, &interrupt::requested);
     drop(file);
     match status {
-        Probe::Exited(s) if s.code() == Some(PROBE_EXIT_STATUS) => Ok(start.elapsed()),
-        Probe::Exited(s) => {
+        Waited::Exited(s) if s.code() == Some(PROBE_EXIT_STATUS) => Ok(start.elapsed()),
+        Waited::Exited(s) => {
             let mut err = String::new();
             if let Some(mut e) = child.0.stderr.take() {
                 use std::io::Read;
@@ -108,31 +108,10 @@ fn probe_kvm(qemu: &Path, scratch: &Path) -> Result<Duration, String> {
             Err(format!("probe QEMU exited with {s}: {first}"))
         }
         // Dropping `child` kills the probe QEMU.
-        Probe::Hung => Err(format!(
+        Waited::TimedOut => Err(format!(
             "probe guest hung for {} s under KVM",
             PROBE_TIMEOUT.as_secs()
         )),
-        Probe::Stopped => Err("interrupted before the probe guest ended".into()),
-    }
-}
-
-enum Probe {
-    Exited(std::process::ExitStatus),
-    Hung,
-    Stopped,
-}
-
-/// The probe's end within `PROBE_TIMEOUT`, unless a stop request comes
-/// first: a hanging probe must not hold Ctrl-C up for 5 s.
-fn wait_probe(child: &mut KillOnDrop, stop: StopCheck<'_>) -> Probe {
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    loop {
-        match child.0.try_wait() {
-            Ok(Some(s)) => return Probe::Exited(s),
-            Err(_) => return Probe::Hung,
-            Ok(None) if stop().is_some() => return Probe::Stopped,
-            Ok(None) if Instant::now() >= deadline => return Probe::Hung,
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-        }
+        Waited::Stopped(_) => Err("interrupted before the probe guest ended".into()),
     }
 }

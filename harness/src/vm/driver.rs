@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use super::transcript::Recorder;
 use super::watch::{Input, Watch};
 use super::{BootEnd, BootOutcome, BootSpec, VmError, VmEvent};
-use crate::support::child::{die_with_parent, wait_timeout, KillOnDrop};
+use crate::support::child::{die_with_parent, wait_timeout, KillOnDrop, Waited};
+use crate::support::stop::StopCheck;
 
 const CONSOLE_POLL: Duration = Duration::from_millis(50);
 const CHANNEL_READ_TIMEOUT: Duration = Duration::from_millis(50);
@@ -207,7 +208,7 @@ fn watch_loop(
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     if let Ok(Some(_)) = child.0.try_wait() {
-                        return exited(f, child, console, None, &mut buf);
+                        return exited(f, child, console, None, &mut buf, cancelled);
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -217,7 +218,7 @@ fn watch_loop(
         };
         match s.read(&mut buf) {
             // QEMU closes the socket when it exits.
-            Ok(0) => return exited(f, child, console, stream.as_mut(), &mut buf),
+            Ok(0) => return exited(f, child, console, stream.as_mut(), &mut buf, cancelled),
             Ok(n) => {
                 if let Some(end) = f.feed(Input::Channel(buf[..n].to_vec())) {
                     return end;
@@ -230,10 +231,10 @@ fn watch_loop(
                 ) =>
             {
                 if let Ok(Some(_)) = child.0.try_wait() {
-                    return exited(f, child, console, stream.as_mut(), &mut buf);
+                    return exited(f, child, console, stream.as_mut(), &mut buf, cancelled);
                 }
             }
-            Err(_) => return exited(f, child, console, stream.as_mut(), &mut buf),
+            Err(_) => return exited(f, child, console, stream.as_mut(), &mut buf, cancelled),
         }
     }
 }
@@ -245,8 +246,9 @@ fn exited(
     console: &mut ConsoleFile,
     stream: Option<&mut UnixStream>,
     buf: &mut [u8],
+    cancelled: StopCheck<'_>,
 ) -> BootEnd {
-    let status = wait_timeout(&mut child.0, EXIT_WAIT);
+    let status = wait_timeout(&mut child.0, EXIT_WAIT, cancelled);
     f.console(console);
     if let Some(s) = stream {
         let _ = s.set_nonblocking(true);
@@ -260,8 +262,10 @@ fn exited(
         }
     }
     let input = match status {
-        Some(st) => Input::Exited { status: st.code() },
-        None => Input::Hung,
+        Waited::Exited(st) => Input::Exited { status: st.code() },
+        Waited::TimedOut => Input::Hung,
+        // QEMU is killed next, as on any end but its own exit.
+        Waited::Stopped(signal) => Input::Interrupted { signal },
     };
     f.feed(input)
         .or_else(|| f.watch.ended().cloned())

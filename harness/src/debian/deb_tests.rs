@@ -312,7 +312,7 @@ fn lexical_containment() {
 #[test]
 fn extraction_gives_way_to_a_stop_between_two_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let big = vec![b'm'; 1 << 20];
+    let big = vec![b'm'; 128 << 10];
     let names: Vec<String> = (0..8).map(|i| format!("./lib/m{i}.ko")).collect();
     let items: Vec<Item> = names
         .iter()

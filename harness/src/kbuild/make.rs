@@ -334,7 +334,7 @@ mod tests {
             env: vec![],
         };
         let mut log = BuildLog::create(&d.path().join("log")).unwrap();
-        let (flag, at) = stop_after(Duration::from_millis(300));
+        let (flag, at) = stop_after(Duration::from_millis(100));
         let stop = || Some(flag.load(Ordering::SeqCst)).filter(|s| *s != 0);
         let r = m.run_until(&["all".into()], &mut log, &mut |_| {}, &stop);
         let took = at.elapsed();

@@ -401,7 +401,7 @@ mod tests {
         let asked = std::cell::Cell::new(0);
         let stop = || {
             asked.set(asked.get() + 1);
-            (asked.get() > 3).then_some(libc::SIGINT)
+            (asked.get() > 2).then_some(libc::SIGINT)
         };
         let mut waits = 0;
         let t = std::time::Instant::now();
@@ -418,7 +418,7 @@ mod tests {
         );
 
         let releaser = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(60));
             drop(held);
         });
         let got = cache.lock_until(&p, &stop::never, &mut || {});

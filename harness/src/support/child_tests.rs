@@ -80,7 +80,7 @@ pub(crate) fn stop_after(after: Duration) -> (Arc<AtomicI32>, Instant) {
 fn a_stop_request_kills_the_whole_group_at_once() {
     let d = tempfile::tempdir().unwrap();
     let sleep = marked_sleep(d.path());
-    let (flag, at) = stop_after(Duration::from_millis(200));
+    let (flag, at) = stop_after(Duration::from_millis(100));
     let stop = || Some(flag.load(Ordering::SeqCst)).filter(|s| *s != 0);
     let r = output(&mut sh("\"$0\" 30 & \"$0\" 30", &sleep), &stop);
     let took = at.elapsed();
@@ -97,7 +97,7 @@ fn a_stop_request_kills_the_whole_group_at_once() {
 fn a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() {
     let d = tempfile::tempdir().unwrap();
     let sleep = marked_sleep(d.path());
-    let (flag, at) = stop_after(Duration::from_millis(100));
+    let (flag, at) = stop_after(Duration::from_millis(20));
     let stop = || Some(flag.load(Ordering::SeqCst)).filter(|s| *s != 0);
     // An ignored signal stays ignored across fork and exec.
     let mut c = sh("trap '' TERM; \"$0\" 30", &sleep);
@@ -138,10 +138,10 @@ fn wait_timeout_ends_on_exit_on_timeout_and_on_a_stop() {
     ));
     let mut slow = KillOnDrop(Command::new("sleep").arg("30").spawn().unwrap());
     let t = Instant::now();
-    let w = wait_timeout(&mut slow.0, Duration::from_millis(100), &stop::never);
+    let w = wait_timeout(&mut slow.0, Duration::from_millis(50), &stop::never);
     assert_eq!(w, Waited::TimedOut);
-    assert!(t.elapsed() >= Duration::from_millis(100));
-    let (flag, at) = stop_after(Duration::from_millis(100));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    let (flag, at) = stop_after(Duration::from_millis(50));
     let stop = || Some(flag.load(Ordering::SeqCst)).filter(|s| *s != 0);
     let w = wait_timeout(&mut slow.0, Duration::from_secs(30), &stop);
     assert_eq!(w, Waited::Stopped(libc::SIGINT));

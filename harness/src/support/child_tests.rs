@@ -145,9 +145,5 @@ fn wait_timeout_ends_on_exit_on_timeout_and_on_a_stop() {
     let stop = || Some(flag.load(Ordering::SeqCst)).filter(|s| *s != 0);
     let w = wait_timeout(&mut slow.0, Duration::from_secs(30), &stop);
     assert_eq!(w, Waited::Stopped(libc::SIGINT));
-    assert!(
-        at.elapsed() < Duration::from_millis(100),
-        "{:?}",
-        at.elapsed()
-    );
+    assert!(at.elapsed() < Duration::from_secs(1), "{:?}", at.elapsed());
 }

@@ -13,6 +13,7 @@ use super::make::{BuildLog, Make, MakeError};
 use super::meta::{self, BuildFailure, BuildMeta, FragmentMeta, PaholeMeta, Seconds, Stage};
 use super::{findings, testmod, BuildError, BuildEvent, BuildOptions};
 use crate::support::cache::{Cache, CacheError};
+use crate::support::cleanup::{remove_within, STOP_CLEANUP};
 use crate::support::hex;
 
 /// Lines of make output quoted in a failure message.
@@ -77,11 +78,7 @@ pub(super) fn run(
     let out = work_root.join(&inputs.name);
     let testdir = work_root.join(format!("{}.testmod", inputs.name));
     let log_path = work_root.join(format!("{}.log", inputs.name));
-    for d in [&out, &testdir] {
-        if d.exists() {
-            fs::remove_dir_all(d).map_err(|e| CacheError::io("cannot remove", d, e))?;
-        }
-    }
+    clear_work(work_root)?;
     fs::create_dir_all(&out).map_err(|e| CacheError::io("cannot create", &out, e))?;
     let mut log = BuildLog::create(&log_path).map_err(|e| {
         let mut f = failure(inputs, Stage::Config, e.to_string());
@@ -92,9 +89,17 @@ pub(super) fn run(
     let result = cache.install_dir(entry, |tmp| {
         steps(inputs, &make, tmp, &testdir, &mut log, events)
     });
-    // The O= folder is ~455 MB and ccache makes the next one cheap.
-    let _ = fs::remove_dir_all(&out);
-    let _ = fs::remove_dir_all(&testdir);
+    // The O= folder is ~455 MB and ccache makes the next one cheap. After
+    // a stop request it goes only as far as STOP_CLEANUP allows, and the
+    // next build clears the rest.
+    let stopped = matches!(result, Err(BuildError::Interrupted(_)));
+    for d in [&out, &testdir] {
+        if stopped {
+            remove_within(d, STOP_CLEANUP, None);
+        } else {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
     match result {
         Ok(_) => {
             let _ = fs::remove_file(&log_path);
@@ -111,6 +116,21 @@ pub(super) fn run(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Folders in the work folder are O= and test-module folders of builds
+/// that were killed or stopped: builds hold the build lock, so none of
+/// them is running. Logs stay: a failure's message may point at one.
+fn clear_work(work_root: &Path) -> Result<(), BuildError> {
+    let entries =
+        fs::read_dir(work_root).map_err(|e| CacheError::io("cannot list", work_root, e))?;
+    for e in entries.flatten() {
+        let d = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&d).map_err(|e| CacheError::io("cannot remove", &d, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn make_for(inputs: &Inputs, cache: &Cache, out: &Path, opts: &BuildOptions) -> Make {

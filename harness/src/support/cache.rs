@@ -8,6 +8,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::cleanup::{remove_within, STOP_CLEANUP};
 use super::interrupt;
 use super::stop::{self, Interrupted, StopCheck};
 
@@ -104,9 +105,24 @@ impl Cache {
     /// Runs `fill` on a fresh temp dir next to `final_dir` (so inside the
     /// cache and on the same file system) and renames it to `final_dir`;
     /// if `final_dir` exists, returns it without calling `fill`. When
-    /// `fill` fails the temp dir is removed. When another process installed
+    /// `fill` fails the temp dir is removed (after a stop request, only
+    /// for `STOP_CLEANUP`: see `abandon`). When another process installed
     /// the same entry meanwhile, its copy wins and ours is discarded.
     pub fn install_dir<F, E>(&self, final_dir: &Path, fill: F) -> Result<PathBuf, E>
+    where
+        F: FnOnce(&Path) -> Result<(), E>,
+        E: From<CacheError>,
+    {
+        self.install_dir_until(final_dir, &interrupt::requested, fill)
+    }
+
+    /// `install_dir` with the stop check given.
+    pub fn install_dir_until<F, E>(
+        &self,
+        final_dir: &Path,
+        stop: StopCheck<'_>,
+        fill: F,
+    ) -> Result<PathBuf, E>
     where
         F: FnOnce(&Path) -> Result<(), E>,
         E: From<CacheError>,
@@ -137,7 +153,12 @@ impl Cache {
         // Held (by keeping `owner` open) until after the rename.
         flock(&owner, libc::LOCK_EX | libc::LOCK_NB)
             .map_err(|e| CacheError::io("cannot lock", &owner_path, e))?;
-        fill(tmp.path())?;
+        if let Err(e) = fill(tmp.path()) {
+            if stop().is_some() {
+                abandon(tmp);
+            }
+            return Err(e);
+        }
         fs::remove_file(&owner_path)
             .map_err(|e| CacheError::io("cannot remove", &owner_path, e))?;
         let renamed = fs::rename(tmp.path(), final_dir);
@@ -194,6 +215,18 @@ impl Cache {
                 Err(e) => return Err(CacheError::io("cannot lock", path, e)),
             }
         }
+    }
+}
+
+/// A temp dir whose fill a stop request cut short may be a half-unpacked
+/// 1.5 GB tree: it is removed only for `STOP_CLEANUP`. What is left keeps
+/// its owner file, whose lock goes when this process does, so the next
+/// install in the same folder sweeps it as abandoned.
+fn abandon(tmp: tempfile::TempDir) {
+    let dir = tmp.keep();
+    if remove_within(&dir, STOP_CLEANUP, Some(OWNER_FILE)) {
+        let _ = fs::remove_file(dir.join(OWNER_FILE));
+        let _ = fs::remove_dir(&dir);
     }
 }
 
@@ -338,6 +371,22 @@ mod tests {
             .install_dir::<_, CacheError>(&target, |_| panic!("must not refill"))
             .unwrap();
         assert_eq!(again, target);
+    }
+
+    #[test]
+    fn a_fill_cut_short_by_a_stop_leaves_nothing_it_had_time_to_remove() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().to_path_buf());
+        let target = cache.subdir("k").unwrap().join("one");
+        let stopped = || Some(libc::SIGINT);
+        let r: Result<PathBuf, CacheError> = cache.install_dir_until(&target, &stopped, |tmp| {
+            fs::create_dir_all(tmp.join("linux/kernel")).unwrap();
+            fs::write(tmp.join("linux/kernel/a.c"), b"x").unwrap();
+            Err(Interrupted { signal: 2 }.into())
+        });
+        assert!(matches!(r, Err(CacheError::Interrupted(_))), "{r:?}");
+        let left = fs::read_dir(target.parent().unwrap()).unwrap().count();
+        assert_eq!(left, 0, "a small temp dir is removed within the budget");
     }
 
     #[test]

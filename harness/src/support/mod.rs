@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod child;
+pub mod cleanup;
 pub mod fsread;
 pub mod interrupt;
 pub mod stop;

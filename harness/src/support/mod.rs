@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod fsread;
 pub mod interrupt;
+pub mod manifest;
 pub mod tmpdirs;
 
 use std::path::PathBuf;

@@ -52,6 +52,10 @@ enum Command {
         /// Directory of kernel specs (for build: fragments).
         #[arg(long, value_name = "DIR")]
         kernels_dir: Option<PathBuf>,
+        /// Hash every file of the cached kernel against what was installed;
+        /// a damaged entry is fetched (or built) again.
+        #[arg(long)]
+        verify: bool,
     },
     /// Kernels built from source.
     Kernel {
@@ -89,9 +93,10 @@ fn main() -> ExitCode {
             kernel,
             debian_mirror,
             kernels_dir,
+            verify,
         } => {
             let dir = kernels_dir.unwrap_or_else(|| btfvm::inputs::repo_dir("kernels"));
-            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir)
+            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir, verify)
         }
         Command::Kernel {
             command: KernelCommand::Build(args),

@@ -244,9 +244,14 @@ impl Modules<'_> {
         }
         let elf = modules::decode_module(&m.path, &raw).map_err(other)?;
         self.check_vermagic(m, &elf)?;
-        let btf_bytes = modules::btf_section(&elf)
-            .map_err(other)?
-            .map(|r| (r.end - r.start) as u64);
+        // What the file the guest loads will hold: the variant, not the
+        // module it was made from.
+        let btf_bytes = match v {
+            btfvm_proto::Variant::NoBtf => None,
+            _ => modules::btf_section(&elf)
+                .map_err(other)?
+                .map(|r| (r.end - r.start) as u64),
+        };
         let bytes = modules::make_variant(&elf, v, &m.name).map_err(|e| match e {
             ModuleError::Elf {
                 problem: ElfProblem::NoBtf { .. },

@@ -105,7 +105,9 @@ fn main() -> ExitCode {
         Command::Replay { dir } => replay_cmd::replay_cmd(&dir),
     };
     result.unwrap_or_else(|e| {
-        say!("btfvm: error: {:#}", e.error);
+        // Library errors carry their causes in their own message; `{:#}`
+        // would print each cause a second time.
+        say!("btfvm: error: {}", e.error);
         ExitCode::from(exit::for_class(e.class))
     })
 }

@@ -21,6 +21,9 @@ use crate::options::RunOptions;
 use crate::render::Renderer;
 
 pub fn run(opts: RunOptions, args: Arguments) -> CmdResult {
+    if let Some(path) = &opts.report {
+        btfvm::report::check_target(path).map_err(Classified::input)?;
+    }
     let scenarios = scenario::load_dir(&opts.scenarios_dir()).map_err(Classified::input)?;
     let specs = kernelspec::load_dir(&opts.kernels_dir()).map_err(Classified::input)?;
     let kernels = select(&opts.kernel_request(), &specs).map_err(Classified::input)?;

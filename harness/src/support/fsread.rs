@@ -125,7 +125,9 @@ mod tests {
         assert_eq!(read_capped(&p, 5, "a test file").unwrap(), b"hello");
         let e = read_capped(&p, 4, "a test file").unwrap_err().to_string();
         assert!(e.contains("over 4 bytes, the limit for a test file"), "{e}");
-        let e = read_capped(d.path(), 9, "a test file").unwrap_err().to_string();
+        let e = read_capped(d.path(), 9, "a test file")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is a directory"), "{e}");
         let e = read_capped(Path::new("/dev/zero"), 9, "a test file")
             .unwrap_err()
@@ -135,7 +137,9 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: mkfifo on a path we own, with a valid C string.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let e = read_capped(&fifo, 9, "a test file").unwrap_err().to_string();
+        let e = read_capped(&fifo, 9, "a test file")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is a FIFO"), "{e}");
         std::fs::write(&p, b"\xff\xfe").unwrap();
         assert!(matches!(

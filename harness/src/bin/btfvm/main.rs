@@ -90,8 +90,9 @@ fn main() -> ExitCode {
             debian_mirror,
             kernels_dir,
         } => {
-            let dir = kernels_dir.unwrap_or_else(|| btfvm::inputs::repo_dir("kernels"));
-            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir)
+            let dir = btfvm::inputs::input_dir("kernels", kernels_dir.as_deref());
+            options::announce_dirs(&[("kernel specs", &dir)]);
+            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir.path)
         }
         Command::Kernel {
             command: KernelCommand::Build(args),

@@ -429,11 +429,7 @@ fn replaying_what_is_not_a_kept_boot_is_bad_input() {
             "not a kept boot",
         ),
         ("replay with a FIFO transcript", fifo_boot, "is a FIFO"),
-        (
-            "replay of a cut transcript",
-            cut,
-            "cut short",
-        ),
+        ("replay of a cut transcript", cut, "cut short"),
     ] {
         let mut c = sb.btfvm(["replay"]);
         c.arg(&dir);

@@ -95,8 +95,9 @@ fn main() -> ExitCode {
             kernels_dir,
             verify,
         } => {
-            let dir = kernels_dir.unwrap_or_else(|| btfvm::inputs::repo_dir("kernels"));
-            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir, verify)
+            let dir = btfvm::inputs::input_dir("kernels", kernels_dir.as_deref());
+            options::announce_dirs(&[("kernel specs", &dir)]);
+            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir.path, verify)
         }
         Command::Kernel {
             command: KernelCommand::Build(args),

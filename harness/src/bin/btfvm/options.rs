@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use btfvm::inputs::repo_dir;
+use btfvm::inputs::{input_dir, DirOrigin, InputDir};
 use btfvm::run::select::KernelRequest;
 use btfvm::run::settings::{RunConfig, TimeoutSettings};
 use btfvm::vm::AccelChoice;
@@ -117,16 +117,12 @@ fn host_memory_mib() -> Option<u64> {
 }
 
 impl RunOptions {
-    pub fn scenarios_dir(&self) -> PathBuf {
-        self.scenarios
-            .clone()
-            .unwrap_or_else(|| repo_dir("scenarios"))
+    pub fn scenarios_dir(&self) -> InputDir {
+        input_dir("scenarios", self.scenarios.as_deref())
     }
 
-    pub fn kernels_dir(&self) -> PathBuf {
-        self.kernels_dir
-            .clone()
-            .unwrap_or_else(|| repo_dir("kernels"))
+    pub fn kernels_dir(&self) -> InputDir {
+        input_dir("kernels", self.kernels_dir.as_deref())
     }
 
     pub fn kernel_request(&self) -> KernelRequest {
@@ -135,7 +131,7 @@ impl RunOptions {
             all: self.all_kernels,
             modules: self.modules.clone(),
             config: self.config.clone(),
-            fragments_dir: self.kernels_dir().join("fragments"),
+            fragments_dir: self.kernels_dir().path.join("fragments"),
         }
     }
 
@@ -157,6 +153,33 @@ impl RunOptions {
     }
 }
 
+/// One line naming the input folders when any of them is not the
+/// repository's, so that a stray `./scenarios` cannot stand in for the
+/// suite unseen.
+pub fn dirs_line(dirs: &[(&str, &InputDir)]) -> Option<String> {
+    if dirs.iter().all(|(_, d)| d.origin == DirOrigin::Repository) {
+        return None;
+    }
+    let parts: Vec<String> = dirs
+        .iter()
+        .map(|(what, d)| {
+            let why = match d.origin {
+                DirOrigin::Option => "given as an option",
+                DirOrigin::WorkingDir => "found in the working directory, not the repository's",
+                DirOrigin::Repository => "the repository's",
+            };
+            format!("{what} from {} ({why})", d.path.display())
+        })
+        .collect();
+    Some(format!("btfvm: using {}", parts.join(" and ")))
+}
+
+pub fn announce_dirs(dirs: &[(&str, &InputDir)]) {
+    if let Some(line) = dirs_line(dirs) {
+        crate::say!("{line}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +196,32 @@ mod tests {
         assert!(seconds("0").unwrap_err().contains("at least 1"));
         assert_eq!(seconds("18446744073709551615"), Ok(u64::MAX));
         assert!(seconds("1.5").is_err());
+    }
+
+    fn dir(path: &str, origin: DirOrigin) -> InputDir {
+        InputDir {
+            path: PathBuf::from(path),
+            origin,
+        }
+    }
+
+    #[test]
+    fn the_folders_are_named_when_they_are_not_the_repositorys() {
+        let repo_s = dir("/r/scenarios", DirOrigin::Repository);
+        let repo_k = dir("/r/kernels", DirOrigin::Repository);
+        assert_eq!(
+            dirs_line(&[("scenarios", &repo_s), ("kernel specs", &repo_k)]),
+            None
+        );
+        let cwd = dir("scenarios", DirOrigin::WorkingDir);
+        assert_eq!(
+            dirs_line(&[("scenarios", &cwd), ("kernel specs", &repo_k)]).as_deref(),
+            Some("btfvm: using scenarios from scenarios (found in the working directory, not the repository's) and kernel specs from /r/kernels (the repository's)")
+        );
+        let opt = dir("/x/k", DirOrigin::Option);
+        assert_eq!(
+            dirs_line(&[("kernel specs", &opt)]).as_deref(),
+            Some("btfvm: using kernel specs from /x/k (given as an option)")
+        );
     }
 }

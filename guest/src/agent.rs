@@ -32,6 +32,8 @@ pub struct Agent<'p, K: Kernel> {
 /// State of one scenario; what it loaded is unloaded when it ends.
 pub struct Scenario<K: Kernel> {
     pub loaded: Vec<String>,
+    /// The plan entry each module was loaded from (its variant's file).
+    pub loaded_from: HashMap<String, ModuleEntry>,
     pub ids_before_load: HashMap<String, BTreeSet<u32>>,
     pub module_ids: HashMap<String, u32>,
     pub held: HashMap<String, K::Fd>,
@@ -43,6 +45,7 @@ impl<K: Kernel> Scenario<K> {
     pub fn new(kmsg_mark: usize) -> Self {
         Scenario {
             loaded: Vec::new(),
+            loaded_from: HashMap::new(),
             ids_before_load: HashMap::new(),
             module_ids: HashMap::new(),
             held: HashMap::new(),
@@ -197,6 +200,7 @@ impl<'p, K: Kernel> Agent<'p, K> {
         let before = self.seen_ids.clone();
         self.load_deps(sc, a, entry, &before)?;
         sc.ids_before_load.insert(a.module.clone(), before);
+        sc.loaded_from.insert(a.module.clone(), entry.clone());
         let r = self.kernel.finit_module(&entry.file, &a.params);
         sc.obs
             .loads

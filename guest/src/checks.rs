@@ -83,7 +83,16 @@ impl<K: Kernel> Agent<'_, K> {
                 stray.id, stray.name
             ));
         }
-        let obj = self.module_object(module)?;
+        let obj = self.module_object(module).map_err(|e| {
+            // The file itself can tell why no object appeared.
+            match sc.loaded_from.get(module) {
+                Some(entry) if entry.btf_bytes.is_none() => format!(
+                    "{e}; the module file loaded ({}) has no .BTF section",
+                    entry.file
+                ),
+                _ => e,
+            }
+        })?;
         ensure(obj.kernel_btf, || {
             format!("BTF object {} ({module}): kernel_btf=0", obj.id)
         })?;

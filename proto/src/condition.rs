@@ -5,19 +5,125 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::{canonical, KernelConfig};
 
 /// `config` options that must have the given values ("y", "m", "n", or
 /// "set" for y or m) and an optional kernel version bound (">=5.11").
+/// Both are checked while deserializing, so a YAML mistake is reported at
+/// its line and column.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "config_map"
+    )]
     pub config: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "kernel_bound"
+    )]
     pub kernel: Option<String>,
+}
+
+/// Kconfig writes every option as `CONFIG_<SYMBOL>`; requiring that
+/// spelling here keeps a scenario's key the same string as the .config's,
+/// so a key cannot silently name nothing.
+pub fn check_config_key(key: &str) -> Result<(), String> {
+    let symbol = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    };
+    match key.strip_prefix("CONFIG_") {
+        Some(rest) if symbol(rest) => Ok(()),
+        None if symbol(key) => Err(format!(
+            "config option {key:?} lacks the CONFIG_ prefix: write CONFIG_{key}"
+        )),
+        _ => Err(format!(
+            "config option {key:?} is not a Kconfig option: CONFIG_ followed by A-Z, 0-9 and _"
+        )),
+    }
+}
+
+pub fn check_config_value(key: &str, want: &str) -> Result<(), String> {
+    if matches!(want, "y" | "m" | "n" | "set") {
+        Ok(())
+    } else {
+        Err(format!(
+            "config option {key}: {want:?} is not one of y, m, n, set (set means y or m)"
+        ))
+    }
+}
+
+/// A `config:` map whose keys and values are checked as they are read: the
+/// error then carries the location of the key or value at fault. A key
+/// given twice is refused (JSON would keep the last one silently).
+pub fn config_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    d.deserialize_map(ConfigMap)
+}
+
+struct ConfigMap;
+
+impl<'de> Visitor<'de> for ConfigMap {
+    type Value = BTreeMap<String, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of CONFIG_ options to y, m, n or set")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(key) = map.next_key_seed(ConfigKey)? {
+            let want = map.next_value_seed(ConfigValue(&key))?;
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format!(
+                    "config option {key} given twice"
+                )));
+            }
+            out.insert(key, want);
+        }
+        Ok(out)
+    }
+}
+
+struct ConfigKey;
+
+impl<'de> DeserializeSeed<'de> for ConfigKey {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let key = String::deserialize(d)?;
+        check_config_key(&key).map_err(de::Error::custom)?;
+        Ok(key)
+    }
+}
+
+/// The value's check names its key, so the seed carries it.
+struct ConfigValue<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for ConfigValue<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let want = String::deserialize(d)?;
+        check_config_value(self.0, &want).map_err(de::Error::custom)?;
+        Ok(want)
+    }
+}
+
+/// `kernel: ">=5.11"`, checked when read.
+pub fn kernel_bound<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let bound = Option::<String>::deserialize(d)?;
+    if let Some(b) = &bound {
+        VersionBound::parse(b).map_err(de::Error::custom)?;
+    }
+    Ok(bound)
 }
 
 /// What a condition is evaluated against.
@@ -90,18 +196,11 @@ impl VersionBound {
 }
 
 impl Condition {
-    /// Checks the condition's own syntax, so a scenario file with a typo
-    /// fails when it is loaded, not inside a guest.
+    /// The checks `Deserialize` makes, for a condition built in code.
     pub fn validate(&self) -> Result<(), String> {
         for (k, want) in &self.config {
-            if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("config option {k:?} is not a Kconfig symbol"));
-            }
-            if !matches!(want.as_str(), "y" | "m" | "n" | "set") {
-                return Err(format!(
-                    "config option {k}: {want:?} is not one of y, m, n, set (set means y or m)"
-                ));
-            }
+            check_config_key(k)?;
+            check_config_value(k, want)?;
         }
         if let Some(k) = &self.kernel {
             VersionBound::parse(k)?;
@@ -198,6 +297,55 @@ mod tests {
             kernel: None,
         };
         assert!(c.eval(&facts(&cfg)).is_ok());
+    }
+
+    fn cond(json: &str) -> Result<Condition, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn config_keys_are_kconfig_options_with_their_prefix() {
+        let c = cond(r#"{"config": {"CONFIG_DEBUG_INFO_BTF": "y", "CONFIG_64BIT": "set"}, "kernel": ">=5.11"}"#)
+            .unwrap();
+        assert_eq!(c.config.len(), 2);
+        let e = cond(r#"{"config": {"DEBUG_INFO_BTF": "y"}}"#).unwrap_err();
+        assert!(
+            e.starts_with("config option \"DEBUG_INFO_BTF\" lacks the CONFIG_ prefix: write CONFIG_DEBUG_INFO_BTF at line 1"),
+            "{e}"
+        );
+        for bad in ["CONFIG_", "CONFIG_debug_info", "CONFIG X", "config_X", ""] {
+            let e = cond(&format!(r#"{{"config": {{"{bad}": "y"}}}}"#)).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "config option {bad:?} is not a Kconfig option: CONFIG_ followed by A-Z, 0-9 and _"
+                )),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_values_and_bounds_are_checked_when_read() {
+        let e = cond(r#"{"config": {"CONFIG_X": "yes"}}"#).unwrap_err();
+        assert!(
+            e.starts_with(
+                "config option CONFIG_X: \"yes\" is not one of y, m, n, set (set means y or m)"
+            ),
+            "{e}"
+        );
+        let e = cond(r#"{"config": {"CONFIG_X": "y", "CONFIG_X": "n"}}"#).unwrap_err();
+        assert!(e.starts_with("config option CONFIG_X given twice"), "{e}");
+        let e = cond(r#"{"kernel": "~5"}"#).unwrap_err();
+        assert!(
+            e.starts_with("kernel bound \"~5\" must start with one of >=, >, <=, <, =="),
+            "{e}"
+        );
+        let e = cond(r#"{"kernel": ">=five"}"#).unwrap_err();
+        assert!(
+            e.starts_with("kernel bound \">=five\": \"five\" is not a version like 5.11"),
+            "{e}"
+        );
+        assert_eq!(cond(r#"{"kernel": null}"#).unwrap(), Condition::default());
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct ModuleEntry {
     pub name: String,
     pub file: String,
     pub deps: Vec<String>,
+    /// Size of the module file's own `.BTF` section; None when it has
+    /// none, so a missing BTF object can be explained by the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btf_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::condition::Condition;
+use crate::condition::{config_map, kernel_bound, Condition};
 
 /// Which file of a module to load. The host makes the non-plain ones from the
 /// module as shipped (signature cut first: an edited signed module is refused
@@ -126,6 +126,7 @@ pub fn errno_name(value: i32) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadArgs {
+    #[serde(deserialize_with = "module_name")]
     pub module: String,
     #[serde(default)]
     pub variant: Variant,
@@ -140,6 +141,7 @@ pub struct LoadArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnloadArgs {
+    #[serde(deserialize_with = "module_name")]
     pub module: String,
     #[serde(default)]
     pub expect: Expect,
@@ -149,6 +151,7 @@ pub struct UnloadArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StructArgs {
+    #[serde(deserialize_with = "module_name")]
     pub module: String,
     /// The struct's name in the module's own BTF.
     pub name: String,
@@ -179,22 +182,57 @@ pub enum Selftest {
 }
 
 /// A module name, the argument of most checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct ModuleArg(pub String);
 
+impl<'de> Deserialize<'de> for ModuleArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        module_name(d).map(ModuleArg)
+    }
+}
+
 /// `when:` runs `then` if the kernel meets the condition, else `else`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct When {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
-    #[serde(default)]
     pub then: Vec<Step>,
-    #[serde(default, rename = "else")]
+    #[serde(rename = "else")]
     pub otherwise: Vec<Step>,
+}
+
+/// A `when` with no step in either branch checks nothing whatever the
+/// kernel is: refused, at the `when`'s own location.
+impl<'de> Deserialize<'de> for When {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            #[serde(default, deserialize_with = "config_map")]
+            config: BTreeMap<String, String>,
+            #[serde(default, deserialize_with = "kernel_bound")]
+            kernel: Option<String>,
+            #[serde(default)]
+            then: Vec<Step>,
+            #[serde(default, rename = "else")]
+            otherwise: Vec<Step>,
+        }
+        let f = Fields::deserialize(d)?;
+        if f.then.is_empty() && f.otherwise.is_empty() {
+            return Err(de::Error::custom(
+                "`when` has no step in `then` or `else`, so it checks nothing; give it at least one",
+            ));
+        }
+        Ok(When {
+            config: f.config,
+            kernel: f.kernel,
+            then: f.then,
+            otherwise: f.otherwise,
+        })
+    }
 }
 
 impl When {
@@ -245,7 +283,7 @@ pub enum Step {
     /// gives EINVAL.
     ExpectNameBuffer,
     /// A kernel log line since the scenario started contains this text.
-    ExpectKmsg(String),
+    ExpectKmsg(#[serde(deserialize_with = "kmsg_text")] String),
     /// The kernel's config has every value the kernel spec expects.
     ExpectSpecConfig,
     /// The kernel answers like a pre-5.11 kernel: E2BIG for the extended
@@ -299,6 +337,39 @@ pub fn valid_module_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// `valid_module_name`, with the message a scenario's author needs.
+pub fn check_module_name(name: &str) -> Result<(), String> {
+    if valid_module_name(name) {
+        return Ok(());
+    }
+    let hint = if name.contains('-') {
+        format!(" (the kernel spells it {})", name.replace('-', "_"))
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "{name:?} is not a module name: letters, digits and _, at most 56{hint}"
+    ))
+}
+
+fn module_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    check_module_name(&name).map_err(de::Error::custom)?;
+    Ok(name)
+}
+
+/// Every kernel log line contains the empty string (and nearly every one
+/// a space): such a check could never fail.
+fn kmsg_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().is_empty() {
+        return Err(de::Error::custom(
+            "expect_kmsg: the text is blank, and (nearly) every kernel log line contains it, so the check cannot fail; give the text to look for",
+        ));
+    }
+    Ok(text)
+}
+
 fn load_args<'de, D: Deserializer<'de>>(d: D) -> Result<LoadArgs, D::Error> {
     d.deserialize_any(NameOrMap::<LoadArgs>::new(|m| LoadArgs {
         module: m,
@@ -336,6 +407,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for NameOrMap<T> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        check_module_name(v).map_err(E::custom)?;
         Ok((self.from_name)(v.to_string()))
     }
 
@@ -343,3 +415,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for NameOrMap<T> {
         T::deserialize(de::value::MapAccessDeserializer::new(map))
     }
 }
+
+#[cfg(test)]
+#[path = "step_tests.rs"]
+mod tests;

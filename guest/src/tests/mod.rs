@@ -134,6 +134,7 @@ pub fn plan(scenarios: &[(&str, &str)]) -> Plan {
         .into_iter()
         .map(|(key, file, deps)| {
             let entry = ModuleEntry {
+                btf_bytes: file.btf.as_ref().map(|b| b.len() as u64),
                 name: file.name,
                 file: path(key),
                 deps: deps.into_iter().map(String::from).collect(),

@@ -192,10 +192,36 @@ struct Unpacker<'a> {
     dest: &'a Path,
 }
 
+/// The most one package may unpack to. The biggest btfvm fetches,
+/// linux-source, is a 139 MB .deb holding a 1.5 GB tarball; a package that
+/// unpacks to far more is a decompression bomb, not a kernel.
+pub const MAX_UNPACKED: u64 = 8 << 30;
+
+/// Fails a read once more than `left` bytes have come through.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            io::Error::other(format!(
+                "unpacks to more than {MAX_UNPACKED} bytes, the limit for one package"
+            ))
+        })?;
+        Ok(n)
+    }
+}
+
 impl Unpacker<'_> {
     fn run(&self, reader: impl Read) -> Result<(), DebError> {
         self.create_dir(self.dest)?;
-        let mut tar = tar::Archive::new(reader);
+        let mut tar = tar::Archive::new(Capped {
+            inner: reader,
+            left: MAX_UNPACKED,
+        });
         for entry in tar.entries().map_err(|e| self.corrupt(e))? {
             let mut entry = entry.map_err(|e| self.corrupt(e))?;
             let raw = entry.path_bytes().into_owned();

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{de, Deserialize, Deserializer};
 
 /// Fragment applied when a build names none: module BTF on.
 pub const DEFAULT_FRAGMENT: &str = "btf-modules-on";
@@ -55,15 +55,50 @@ pub struct BuildSpec {
     pub fragments_dir: PathBuf,
 }
 
-/// The YAML form in a kernel spec.
+/// The YAML form in a kernel spec, checked as it is read so that each
+/// mistake has its line and column. Paths are as written; `from_file`
+/// places them in the spec's folder.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildSpecFile {
-    pub tree: String,
-    #[serde(default)]
+    #[serde(deserialize_with = "tree_word")]
+    pub tree: TreeSource,
+    #[serde(default, deserialize_with = "fragment_words")]
     pub fragments: Vec<String>,
-    #[serde(default)]
-    pub pahole: Option<String>,
+    #[serde(default, deserialize_with = "pahole_word")]
+    pub pahole: PaholeChoice,
+}
+
+/// The messages keep the `build: ` of the command line's form.
+fn in_build<E: de::Error>(e: String) -> E {
+    E::custom(format!("build: {e}"))
+}
+
+fn tree_word<'de, D: Deserializer<'de>>(d: D) -> Result<TreeSource, D::Error> {
+    TreeSource::parse(&String::deserialize(d)?).map_err(in_build)
+}
+
+fn pahole_word<'de, D: Deserializer<'de>>(d: D) -> Result<PaholeChoice, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(p) => PaholeChoice::parse(&p).map_err(in_build),
+        None => Ok(PaholeChoice::Host),
+    }
+}
+
+/// Each name checked as its own element, for the element's location.
+fn fragment_words<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Word(String);
+    impl<'de> Deserialize<'de> for Word {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let w = String::deserialize(d)?;
+            check_fragment(&w).map_err(in_build)?;
+            Ok(Word(w))
+        }
+    }
+    Ok(Vec::<Word>::deserialize(d)?
+        .into_iter()
+        .map(|w| w.0)
+        .collect())
 }
 
 impl TreeSource {
@@ -129,6 +164,9 @@ pub fn is_suite(s: &str) -> bool {
 
 /// Fragment names end up in paths and in the `build:` string.
 fn check_fragment(f: &str) -> Result<(), String> {
+    if f == BASE_FRAGMENT {
+        return Err("fragment base is always applied first; do not list it".into());
+    }
     let plain = !f.is_empty()
         && f.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -173,17 +211,41 @@ impl BuildSpec {
         )
     }
 
-    pub fn from_file(f: &BuildSpecFile, fragments_dir: &Path) -> Result<BuildSpec, String> {
-        let pahole = match &f.pahole {
-            Some(p) => PaholeChoice::parse(p)?,
-            None => PaholeChoice::Host,
-        };
+    /// A spec's `build:` map; its relative paths are the spec's folder's
+    /// (`base`), as `source:`, `modules:` and `config:` are.
+    pub fn from_file(
+        f: &BuildSpecFile,
+        fragments_dir: &Path,
+        base: &Path,
+    ) -> Result<BuildSpec, String> {
         BuildSpec::new(
-            TreeSource::parse(&f.tree)?,
+            f.tree.clone(),
             f.fragments.clone(),
-            pahole,
+            f.pahole.clone(),
             fragments_dir,
-        )
+        )?
+        .relative_to(base)
+    }
+
+    /// Relative paths (tree, pahole, fragments given as paths) taken from
+    /// `base`. An empty base leaves them as they are: relative to the
+    /// working directory, as on the command line.
+    pub fn relative_to(mut self, base: &Path) -> Result<BuildSpec, String> {
+        if let TreeSource::Path(p) = &mut self.tree {
+            *p = base.join(&*p);
+        }
+        if let PaholeChoice::Path(p) = &mut self.pahole {
+            *p = base.join(&*p);
+        }
+        for f in self.fragments.iter_mut().filter(|f| f.contains('/')) {
+            let joined = base.join(&*f);
+            // Fragments are strings (they are part of the `build:` text).
+            *f = joined
+                .to_str()
+                .ok_or_else(|| format!("fragment {f:?}: {} is not UTF-8", joined.display()))?
+                .to_string();
+        }
+        Ok(self)
     }
 
     fn new(
@@ -197,9 +259,6 @@ impl BuildSpec {
         }
         for f in &fragments {
             check_fragment(f)?;
-            if f == BASE_FRAGMENT {
-                return Err("fragment base is always applied first; do not list it".into());
-            }
         }
         Ok(BuildSpec {
             tree,

@@ -5,29 +5,33 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{de, Deserialize, Deserializer};
+use serde_saphyr::Spanned;
 
 use super::build_spec::{BuildSpec, BuildSpecFile};
 use super::source::{KernelSource, LocalKernel};
-use super::yaml::{self, YamlError};
+use super::yaml::{self, NameRule, YamlError};
 
-#[derive(Debug, Clone, Deserialize)]
+/// What can be checked alone is checked while reading, with its line and
+/// column; what needs two fields or the spec's folder is checked in
+/// `load`, with the location of the field at fault.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecFile {
     about: String,
     /// `debian:<suite>[:<package>]`, a path, or `build:...`; or give `build`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "source_word")]
     source: Option<String>,
     /// With a path `source:`: its `lib/modules/<release>` tree and its
     /// .config (relative to this file), where they are not in the Debian
     /// layout next to it.
     #[serde(default)]
-    modules: Option<PathBuf>,
+    modules: Option<Spanned<PathBuf>>,
     #[serde(default)]
-    config: Option<PathBuf>,
+    config: Option<Spanned<PathBuf>>,
     /// A kernel built from source (see `inputs::build_spec`).
     #[serde(default)]
-    build: Option<BuildSpecFile>,
+    build: Option<Spanned<BuildSpecFile>>,
     #[serde(default)]
     default: bool,
     #[serde(default)]
@@ -40,21 +44,60 @@ struct SpecFile {
     allow_splats: Vec<AllowSplat>,
 }
 
+/// Checked here for its location; `load` parses it again in the spec's
+/// folder, which only changes where relative paths point.
+fn source_word<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let word = Option::<String>::deserialize(d)?;
+    if let Some(w) = &word {
+        KernelSource::parse(w, Path::new(""), Path::new(""))
+            .map_err(|e| de::Error::custom(format!("source: {e}")))?;
+    }
+    Ok(word)
+}
+
 /// A splat that does not fail the boot: its first line contains `matches`.
-/// The reason is mandatory so the list stays reviewable.
+/// The reason is mandatory so the list stays reviewable; an empty
+/// `matches` would allow every splat.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AllowSplat {
+    #[serde(deserialize_with = "splat_matches")]
     pub matches: String,
+    #[serde(deserialize_with = "splat_reason")]
     pub reason: String,
+}
+
+fn splat_matches<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    non_blank(d, "matches")
+}
+
+fn splat_reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    non_blank(d, "reason")
+}
+
+fn non_blank<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().is_empty() {
+        return Err(de::Error::custom(format!(
+            "allow_splats: `{field}` is empty; both `matches` (text of the splat's first line) and `reason` must be non-empty"
+        )));
+    }
+    Ok(text)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "btfvm_proto::condition::config_map")]
     pub config: BTreeMap<String, String>,
 }
+
+/// A kernel's name is the first half of its trials' names; `.` is allowed
+/// for versions (`built-6.1-btf-on`).
+pub const NAME_RULE: NameRule = NameRule {
+    punctuation: ".-_",
+    becomes: "the kernel's name, the first half of its trials' names",
+};
 
 #[derive(Debug, Clone)]
 pub struct KernelSpec {
@@ -86,57 +129,12 @@ impl KernelSpec {
 }
 
 pub fn load(path: &Path) -> Result<KernelSpec, YamlError> {
-    let f: SpecFile = yaml::read(path)?;
-    let invalid = |message: String| YamlError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    };
-    let here = path.parent().unwrap_or(Path::new("."));
-    let fragments = here.join("fragments");
-    let mut source = match (&f.source, &f.build) {
-        (Some(s), None) => KernelSource::parse(s, &fragments, here)
-            .map_err(|e| invalid(format!("source: {e}")))?,
-        (None, Some(b)) => BuildSpec::from_file(b, &fragments)
-            .map(KernelSource::Build)
-            .map_err(|e| invalid(format!("build: {e}")))?,
-        _ => {
-            return Err(invalid(
-                "give exactly one of `source` (debian:<suite>, a path) and `build` (a kernel built from source)".into(),
-            ))
-        }
-    };
-    match &mut source {
-        KernelSource::Local(LocalKernel {
-            modules, config, ..
-        }) => {
-            *modules = f.modules.as_ref().map(|m| here.join(m));
-            *config = f.config.as_ref().map(|c| here.join(c));
-        }
-        _ if f.modules.is_some() || f.config.is_some() => {
-            return Err(invalid(
-                "`modules` and `config` belong to a `source:` that is a path to a vmlinuz".into(),
-            ))
-        }
-        _ => {}
-    }
-    let cond = btfvm_proto::Condition {
-        config: f.expect.config.clone(),
-        kernel: None,
-    };
-    cond.validate()
-        .map_err(|e| invalid(format!("expect.config: {e}")))?;
-    let blank = |a: &&AllowSplat| a.matches.trim().is_empty() || a.reason.trim().is_empty();
-    if let Some(a) = f.allow_splats.iter().find(blank) {
-        return Err(invalid(format!(
-            "allow_splats: {a:?}: both `matches` (text of the splat's first line) and `reason` must be non-empty"
-        )));
-    }
+    let name = yaml::name_of(path, &NAME_RULE)?;
+    let text = yaml::text(path)?;
+    let f: SpecFile = yaml::parse(path, &text)?;
+    let source = source_of(&f, path, &text)?;
     Ok(KernelSpec {
-        name: path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string(),
+        name,
         file: Some(path.to_path_buf()),
         about: f.about,
         source,
@@ -147,90 +145,90 @@ pub fn load(path: &Path) -> Result<KernelSpec, YamlError> {
     })
 }
 
+/// The spec's kernel, its relative paths taken from the spec's folder.
+fn source_of(f: &SpecFile, path: &Path, text: &str) -> Result<KernelSource, YamlError> {
+    let invalid = |message: String| YamlError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let here = path.parent().unwrap_or(Path::new("."));
+    let fragments = here.join("fragments");
+    let mut source = match (&f.source, &f.build) {
+        (Some(s), None) => KernelSource::parse(s, &fragments, here)
+            .map_err(|e| invalid(format!("source: {e}")))?,
+        (None, Some(b)) => BuildSpec::from_file(&b.value, &fragments, here)
+            .map(KernelSource::Build)
+            .map_err(|e| yaml::located(path, text, b.referenced, format!("build: {e}")))?,
+        (Some(_), Some(b)) => {
+            return Err(yaml::located(
+                path,
+                text,
+                b.referenced,
+                "give exactly one of `source` (debian:<suite>, a path) and `build` (a kernel built from source), not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(invalid(
+                "give exactly one of `source` (debian:<suite>, a path) and `build` (a kernel built from source)".into(),
+            ))
+        }
+    };
+    match &mut source {
+        KernelSource::Local(LocalKernel {
+            modules, config, ..
+        }) => {
+            *modules = f.modules.as_ref().map(|m| here.join(&m.value));
+            *config = f.config.as_ref().map(|c| here.join(&c.value));
+        }
+        _ => {
+            if let Some(at) = f.modules.as_ref().or(f.config.as_ref()) {
+                return Err(yaml::located(
+                    path,
+                    text,
+                    at.referenced,
+                    "`modules` and `config` belong to a `source:` that is a path to a vmlinuz"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(source)
+}
+
+/// The folder's kernel specs. Names are checked for clashes before any
+/// file is read, and at most one spec may be the default, whatever the
+/// command line asks for: a second default is a mistake in the folder.
 pub fn load_dir(dir: &Path) -> Result<Vec<KernelSpec>, YamlError> {
-    yaml::files_in(dir)?.iter().map(|p| load(p)).collect()
+    let files = yaml::files_in(dir)?;
+    let names = files
+        .iter()
+        .map(|p| yaml::name_of(p, &NAME_RULE))
+        .collect::<Result<Vec<_>, _>>()?;
+    yaml::check_unique(
+        names
+            .iter()
+            .map(String::as_str)
+            .zip(files.iter().map(PathBuf::as_path)),
+        "kernel",
+    )?;
+    let specs = files
+        .iter()
+        .map(|p| load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut defaults = specs
+        .iter()
+        .filter(|s| s.default)
+        .filter_map(|s| s.file.as_ref());
+    if let (Some(first), Some(second)) = (defaults.next(), defaults.next()) {
+        return Err(YamlError::Clash {
+            first: first.clone(),
+            second: second.clone(),
+            message: "both say `default: true`; only one kernel spec can be the default".into(),
+        });
+    }
+    Ok(specs)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repo_specs_load_with_one_default() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels");
-        let specs = load_dir(&dir).unwrap();
-        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
-        for n in ["bookworm", "trixie", "sid", "bullseye"] {
-            assert!(names.contains(&n), "{names:?}");
-        }
-        assert_eq!(specs.iter().filter(|s| s.default).count(), 1);
-    }
-
-    #[test]
-    fn unknown_key_is_located() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("k.yaml");
-        std::fs::write(&p, "about: x\nsource: debian:sid\nexpekt: {}\n").unwrap();
-        let e = load(&p).unwrap_err().to_string();
-        assert!(e.contains("k.yaml:3:1: unknown field `expekt`"), "{e}");
-    }
-
-    #[test]
-    fn a_path_spec_says_where_its_modules_and_config_are() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("mine.yaml");
-        std::fs::write(
-            &p,
-            "about: x\nsource: out/bzImage\nmodules: out/lib/modules/6.1.0\nconfig: /abs/config\n",
-        )
-        .unwrap();
-        let spec = load(&p).unwrap();
-        let KernelSource::Local(l) = &spec.source else {
-            panic!("{:?}", spec.source)
-        };
-        assert_eq!(l.vmlinuz, d.path().join("out/bzImage"));
-        assert_eq!(
-            l.modules.as_deref(),
-            Some(d.path().join("out/lib/modules/6.1.0").as_path())
-        );
-        assert_eq!(l.config.as_deref(), Some(Path::new("/abs/config")));
-
-        std::fs::write(&p, "about: x\nsource: debian:sid\nmodules: x\n").unwrap();
-        let e = load(&p).unwrap_err().to_string();
-        assert!(e.contains("belong to a `source:` that is a path"), "{e}");
-    }
-
-    #[test]
-    fn kernel_specs_take_a_build_map() {
-        use crate::inputs::build_spec::PaholeChoice;
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("k.yaml");
-        std::fs::write(
-            &p,
-            "about: x\nbuild:\n  tree: debian:bookworm\n  fragments: [btf-modules-off]\n  pahole: debian:sid\n",
-        )
-        .unwrap();
-        let spec = load(&p).unwrap();
-        let KernelSource::Build(b) = &spec.source else {
-            panic!("{:?}", spec.source)
-        };
-        assert_eq!(b.fragments, ["btf-modules-off"]);
-        assert_eq!(b.pahole, PaholeChoice::Debian("sid".into()));
-        assert_eq!(b.fragments_dir, d.path().join("fragments"));
-        // The same build on the command line is the same source.
-        let word = "build:debian:bookworm,fragments=btf-modules-off,pahole=debian:sid";
-        let cli = KernelSource::parse(word, &d.path().join("fragments"), Path::new("")).unwrap();
-        assert_eq!(cli, spec.source);
-
-        std::fs::write(
-            &p,
-            "about: x\nsource: debian:sid\nbuild: {tree: debian:sid}\n",
-        )
-        .unwrap();
-        let e = load(&p).unwrap_err().to_string();
-        assert!(e.contains("exactly one of `source`"), "{e}");
-        std::fs::write(&p, "about: x\nbuild: {tree: debian:sid, pahole: pahole}\n").unwrap();
-        let e = load(&p).unwrap_err().to_string();
-        assert!(e.contains("build: pahole"), "{e}");
-    }
-}
+#[path = "kernelspec_tests.rs"]
+mod tests;

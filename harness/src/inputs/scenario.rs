@@ -3,12 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use btfvm_proto::step::valid_module_name;
 use btfvm_proto::{Condition, Step, Variant};
-use serde::Deserialize;
+use serde::{de, Deserialize, Deserializer};
 
-use super::yaml::{self, YamlError};
+use super::yaml::{self, NameRule, YamlError};
 
+/// Every check of a scenario is made while its YAML is read (here and in
+/// the step types of `btfvm_proto`), so each mistake has its line and
+/// column.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
@@ -18,8 +20,25 @@ pub struct ScenarioFile {
     /// the unmet parts as the reason: the feature is absent, not broken.
     #[serde(default)]
     pub requires: Condition,
+    #[serde(deserialize_with = "some_steps")]
     pub steps: Vec<Step>,
 }
+
+fn some_steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
+    let steps = Vec::<Step>::deserialize(d)?;
+    if steps.is_empty() {
+        return Err(de::Error::custom(
+            "steps: empty; a scenario that does nothing cannot fail",
+        ));
+    }
+    Ok(steps)
+}
+
+/// A scenario's name is the second half of its trials' names.
+pub const NAME_RULE: NameRule = NameRule {
+    punctuation: "-_",
+    becomes: "the scenario's name, the second half of its trials' names",
+};
 
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -44,33 +63,8 @@ impl Scenario {
 }
 
 pub fn load(path: &Path) -> Result<Scenario, YamlError> {
+    let name = yaml::name_of(path, &NAME_RULE)?;
     let f: ScenarioFile = yaml::read(path)?;
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_string();
-    let invalid = |message: String| YamlError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    };
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(invalid(format!(
-            "file name {name:?}: use letters, digits, - and _ (it becomes the trial name)"
-        )));
-    }
-    f.requires
-        .validate()
-        .map_err(|e| invalid(format!("requires: {e}")))?;
-    if f.steps.is_empty() {
-        return Err(invalid(
-            "steps: empty; a scenario that does nothing cannot fail".into(),
-        ));
-    }
-    validate_steps(&f.steps, "steps").map_err(invalid)?;
     Ok(Scenario {
         name,
         file: path.to_path_buf(),
@@ -80,95 +74,24 @@ pub fn load(path: &Path) -> Result<Scenario, YamlError> {
     })
 }
 
-fn validate_steps(steps: &[Step], at: &str) -> Result<(), String> {
-    for (i, s) in steps.iter().enumerate() {
-        let here = format!("{at}[{}]", i + 1);
-        if let Some(m) = s.module_name() {
-            if !valid_module_name(m) {
-                let hint = if m.contains('-') {
-                    format!(" (the kernel spells it {})", m.replace('-', "_"))
-                } else {
-                    String::new()
-                };
-                return Err(format!(
-                    "{here}: {m:?} is not a module name: letters, digits and _, at most 56{hint}"
-                ));
-            }
-        }
-        if let Step::When(w) = s {
-            w.condition()
-                .validate()
-                .map_err(|e| format!("{here}.when: {e}"))?;
-            validate_steps(&w.then, &format!("{here}.when.then"))?;
-            validate_steps(&w.otherwise, &format!("{here}.when.else"))?;
-        }
-    }
-    Ok(())
-}
-
+/// The folder's scenarios; their names are checked for clashes before any
+/// file is read.
 pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, YamlError> {
-    yaml::files_in(dir)?.iter().map(|p| load(p)).collect()
+    let files = yaml::files_in(dir)?;
+    let names = files
+        .iter()
+        .map(|p| yaml::name_of(p, &NAME_RULE))
+        .collect::<Result<Vec<_>, _>>()?;
+    yaml::check_unique(
+        names
+            .iter()
+            .map(String::as_str)
+            .zip(files.iter().map(PathBuf::as_path)),
+        "scenario",
+    )?;
+    files.iter().map(|p| load(p)).collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    #[test]
-    fn loads_the_repo_scenarios() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-        let all = load_dir(&dir).unwrap();
-        assert!(all.len() >= 9, "{}", all.len());
-        assert!(all
-            .iter()
-            .any(|s| s.modules().contains(&("dummy".into(), Variant::CorruptBtf))));
-    }
-
-    #[test]
-    fn bad_module_names_and_empty_steps_are_rejected() {
-        let d = tempfile::tempdir().unwrap();
-        let p = write(
-            d.path(),
-            "x.yaml",
-            "about: x\nsteps:\n  - load: ../../etc/passwd\n",
-        );
-        let e = load(&p).unwrap_err().to_string();
-        assert!(e.contains("is not a module name"), "{e}");
-        let p = write(d.path(), "y.yaml", "about: x\nsteps: []\n");
-        assert!(load(&p).unwrap_err().to_string().contains("cannot fail"));
-    }
-
-    #[test]
-    fn unknown_step_names_line_and_column() {
-        let d = tempfile::tempdir().unwrap();
-        let p = write(
-            d.path(),
-            "z.yaml",
-            "about: x\nsteps:\n  - load: dummy\n  - expect_modul_btf: dummy\n",
-        );
-        let e = load(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("z.yaml:4:5: unknown variant `expect_modul_btf`"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn load_takes_a_map_with_variant_and_errno() {
-        let d = tempfile::tempdir().unwrap();
-        let p = write(
-            d.path(),
-            "w.yaml",
-            "about: x\nsteps:\n  - load: {module: dummy, variant: corrupt-btf, expect: EINVAL}\n  - load: {module: dummy, expect: EWHAT}\n",
-        );
-        let e = load(&p).unwrap_err().to_string();
-        assert!(e.contains("w.yaml:4:"), "{e}");
-        assert!(e.contains("EWHAT"), "{e}");
-    }
-}
+#[path = "scenario_tests.rs"]
+mod tests;

@@ -57,11 +57,14 @@ impl fmt::Display for KernelSource {
 
 impl KernelSource {
     /// `debian:...`, `build:...` (fragments from `fragments_dir`) or a
-    /// path. A relative path is taken relative to `base` (the spec file's
-    /// folder, or the working directory for a command-line word).
+    /// path. A relative path, also a `build:` tree, pahole or fragment, is
+    /// taken relative to `base` (the spec file's folder, or "" for the
+    /// working directory of a command-line word).
     pub fn parse(s: &str, fragments_dir: &Path, base: &Path) -> Result<KernelSource, String> {
         if let Some(rest) = s.strip_prefix("build:") {
-            return BuildSpec::parse(rest, fragments_dir).map(KernelSource::Build);
+            return BuildSpec::parse(rest, fragments_dir)?
+                .relative_to(base)
+                .map(KernelSource::Build);
         }
         if let Some(rest) = s.strip_prefix("debian:") {
             let mut parts = rest.splitn(2, ':');

@@ -9,14 +9,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::inputs::build_spec::{BuildSpec, BASE_FRAGMENT};
+use crate::support::fsread::{self, ReadError};
+
+/// A fragment is a few dozen Kconfig lines; a whole .config is under 300 KiB.
+pub const FRAGMENT_CAP: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FragmentError {
-    #[error("cannot read config fragment {}: {source} (fragments are kernels/fragments/<name>.config)", path.display())]
+    /// The path is in `source`'s message.
+    #[error(
+        "cannot read config fragment {source} (fragments are kernels/fragments/<name>.config)"
+    )]
     Read {
-        path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: ReadError,
     },
     #[error("{}:{line}: {message}", path.display())]
     Syntax {
@@ -67,10 +73,8 @@ pub fn load_fragments(spec: &BuildSpec) -> Result<Vec<Fragment>, FragmentError> 
             } else {
                 spec.fragments_dir.join(format!("{name}.config"))
             };
-            let text = fs::read_to_string(&path).map_err(|source| FragmentError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text = fsread::read_text(&path, FRAGMENT_CAP, "a config fragment")
+                .map_err(|source| FragmentError::Read { source })?;
             let options = parse_fragment(&path, &text)?;
             let make_vars = parse_make_vars(&path, &text)?;
             Ok(Fragment {

@@ -165,3 +165,52 @@ fn repo_build_specs_and_fragments_load() {
         assert_eq!(frags.len(), 3);
     }
 }
+
+/// A spec folder with `base.config` and one fragment file `f` next to it,
+/// given to the build as a path.
+fn spec_with_fragment_file(d: &Path) -> BuildSpec {
+    let frags = d.join("fragments");
+    std::fs::create_dir(&frags).unwrap();
+    std::fs::write(frags.join("base.config"), "CONFIG_64BIT=y\n").unwrap();
+    let word = format!("debian:sid,fragments={}", d.join("f").display());
+    BuildSpec::parse(&word, &frags).unwrap()
+}
+
+#[test]
+fn hostile_a_fifo_as_a_fragment_is_refused_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = spec_with_fragment_file(d.path());
+    crate::inputs::yaml::tests::mkfifo(&d.path().join("f"));
+    let e = load_fragments(&spec).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "cannot read config fragment {}/f: is a FIFO, not a regular file (a config fragment expected) (fragments are kernels/fragments/<name>.config)",
+            d.path().display()
+        )
+    );
+}
+
+#[test]
+fn hostile_a_fragment_over_the_cap_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = spec_with_fragment_file(d.path());
+    let mut text = "CONFIG_X=y\n".to_string();
+    text.push_str(&"#".repeat(FRAGMENT_CAP as usize));
+    std::fs::write(d.path().join("f"), text).unwrap();
+    let e = load_fragments(&spec).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "cannot read config fragment {}/f: over 1048576 bytes, the limit for a config fragment (fragments are kernels/fragments/<name>.config)",
+            d.path().display()
+        )
+    );
+    std::fs::remove_file(d.path().join("f")).unwrap();
+    std::fs::create_dir(d.path().join("f")).unwrap();
+    let e = load_fragments(&spec).unwrap_err().to_string();
+    assert!(
+        e.contains("/f: is a directory, not a regular file (a config fragment expected)"),
+        "{e}"
+    );
+}

@@ -8,8 +8,9 @@ use std::path::Path;
 use super::inputs::{gather, Inputs};
 use super::meta::{self, BuildFailure, BuildMeta, Stage};
 use super::{pipeline, BuildError, BuildEvent, BuildOptions, BuildSpec, Built};
-use crate::kernel::{ConfigFile, KernelImage};
+use crate::kernel::{CacheEntry, ConfigFile, KernelImage};
 use crate::support::cache::{Cache, CacheError};
+use crate::support::manifest::Damage;
 
 /// Builds `spec`, or returns the cached result (or cached failure) for
 /// its inputs. See the module doc.
@@ -26,8 +27,7 @@ pub fn build(
     let failure_dir = failed.join(&inputs.name);
     let reuse = inputs.tree.cacheable && !opts.rebuild;
     if reuse {
-        if let Some(b) = load(&entry, &inputs) {
-            events(BuildEvent::Cached { entry });
+        if let Some(b) = cached(&entry, &inputs, events) {
             return Ok(b);
         }
         if let Some(f) = load_failure(&failure_dir) {
@@ -46,8 +46,7 @@ pub fn build(
         })
     })?;
     if reuse {
-        if let Some(b) = load(&entry, &inputs) {
-            events(BuildEvent::Cached { entry });
+        if let Some(b) = cached(&entry, &inputs, events) {
             return Ok(b);
         }
     }
@@ -67,15 +66,22 @@ pub fn build(
         });
     }
     match result {
-        Ok(()) => load(&entry, &inputs)
-            .map(|b| Built { cached: false, ..b })
-            .ok_or_else(|| {
-                BuildError::Failed(Box::new(pipeline::failure(
-                    &inputs,
-                    Stage::Install,
-                    format!("{} was installed without valid metadata", entry.display()),
-                )))
+        Ok(()) => match load(&entry, &inputs) {
+            Loaded::Built(b) => Ok(Built {
+                cached: false,
+                ..*b
             }),
+            Loaded::Absent => Err(BuildError::Failed(Box::new(pipeline::failure(
+                &inputs,
+                Stage::Install,
+                format!("{} was installed without valid metadata", entry.display()),
+            )))),
+            Loaded::Damaged(d) => Err(BuildError::Failed(Box::new(pipeline::failure(
+                &inputs,
+                Stage::Install,
+                format!("the build just installed is not what was built: {d}"),
+            )))),
+        },
         Err(BuildError::Failed(mut f)) => {
             if !f.transient {
                 remember_failure(cache, &failure_dir, &mut f)?;
@@ -107,32 +113,72 @@ fn load_failure(dir: &Path) -> Option<BuildFailure> {
     Some(f)
 }
 
-/// A cached build, if `entry` holds a complete one.
-fn load(entry: &Path, inputs: &Inputs) -> Option<Built> {
-    let meta: BuildMeta = meta::read_json(&entry.join("meta.json"))?;
+/// What a cache entry holds for these inputs.
+enum Loaded {
+    Absent,
+    /// A build whose files differ from its manifest: built again.
+    Damaged(Damage),
+    Built(Box<Built>),
+}
+
+/// The cached build, with an event either way; a damaged one is reported
+/// and then built again.
+fn cached(entry: &Path, inputs: &Inputs, events: &mut dyn FnMut(BuildEvent)) -> Option<Built> {
+    match load(entry, inputs) {
+        Loaded::Built(b) => {
+            events(BuildEvent::Cached {
+                entry: entry.to_path_buf(),
+            });
+            Some(*b)
+        }
+        Loaded::Damaged(d) => {
+            events(BuildEvent::Step {
+                what: format!("the cached build is damaged ({d}): building it again"),
+            });
+            None
+        }
+        Loaded::Absent => None,
+    }
+}
+
+/// A cached build, if `entry` holds a complete one as it was installed.
+fn load(entry: &Path, inputs: &Inputs) -> Loaded {
+    let Some(meta) = meta::read_json::<BuildMeta>(&entry.join("meta.json")) else {
+        return Loaded::Absent;
+    };
     if meta.schema != meta::SCHEMA || meta.key != inputs.key {
-        return None;
+        return Loaded::Absent;
     }
     let vmlinuz = entry.join("bzImage");
+    let config_path = entry.join("config");
+    let cache_entry = match CacheEntry::open(entry, &[&vmlinuz, &config_path]) {
+        Ok(e) => e,
+        Err(d) => return Loaded::Damaged(d),
+    };
     let modules_dir = entry.join("modules/lib/modules").join(&meta.release);
-    if !(vmlinuz.is_file() && modules_dir.is_dir()) {
-        return None;
-    }
-    // An entry whose config cannot be read is no build to boot: rebuilt.
-    let config = ConfigFile::read(&entry.join("config")).ok()?;
+    let config = match ConfigFile::read(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            return Loaded::Damaged(Damage {
+                path: config_path,
+                what: e.to_string(),
+            })
+        }
+    };
     let image = KernelImage {
         vmlinuz,
         config,
         modules_dir,
         release: meta.release.clone(),
         origin: origin(&meta),
+        cache_entry: Some(cache_entry),
     };
-    Some(Built {
+    Loaded::Built(Box::new(Built {
         image,
         meta,
         entry: entry.to_path_buf(),
         cached: true,
-    })
+    }))
 }
 
 /// What the report shows as the kernel's origin: the spec and what it

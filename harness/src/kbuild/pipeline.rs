@@ -15,6 +15,7 @@ use super::{findings, testmod, BuildError, BuildEvent, BuildOptions};
 use crate::support::cache::{Cache, CacheError};
 use crate::support::cleanup::{remove_within, STOP_CLEANUP};
 use crate::support::hex;
+use crate::support::manifest::Manifest;
 
 /// Lines of make output quoted in a failure message.
 const QUOTED_TAIL: usize = 25;
@@ -267,6 +268,10 @@ fn steps(
         .line(&format!("# btfvm: built in {:.1} s", meta.seconds.total));
     copy(&log_path, &tmp.join("build.log"))?;
     meta::write_json(&tmp.join("meta.json"), &meta)?;
+    // Last: what the entry holds, so a later use can tell it is intact.
+    Manifest::of(tmp)
+        .map_err(|e| CacheError::io("cannot read", tmp, e))?
+        .write(tmp)?;
     Ok(())
 }
 

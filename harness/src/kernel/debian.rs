@@ -14,10 +14,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::bzimage::BzImageError;
-use super::{ConfigError, ConfigFile, KernelImage};
+use super::{CacheEntry, ConfigError, ConfigFile, KernelImage};
 use crate::debian::{DebianError, PackageStep, Pinned, Suite};
 use crate::inputs::source::DebianKernel;
 use crate::support::cache::Cache;
+use crate::support::manifest::{Damage, Manifest};
 
 pub const DEFAULT_METAPACKAGE: &str = "linux-image-cloud-amd64";
 
@@ -27,11 +28,28 @@ pub const DEFAULT_METAPACKAGE: &str = "linux-image-cloud-amd64";
 /// apt at all, `Cached` is the only event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchEvent {
-    UpdatingIndex { suite: String },
-    Resolved { package: String, version: String },
-    Downloading { package: String },
-    Extracting { package: String },
-    Cached { package: String, version: String },
+    UpdatingIndex {
+        suite: String,
+    },
+    Resolved {
+        package: String,
+        version: String,
+    },
+    Downloading {
+        package: String,
+    },
+    Extracting {
+        package: String,
+    },
+    Cached {
+        package: String,
+        version: String,
+    },
+    /// The cached kernel differs from what was installed: it is fetched
+    /// again.
+    Damaged {
+        damage: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,12 +86,23 @@ pub enum FetchError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("the cached kernel is damaged: {0}; it was fetched again and is still damaged (is the disk failing?)")]
+    Damaged(Damage),
+    #[error("cannot remove the damaged cache entry {}: {source}", path.display())]
+    Discard {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl FetchError {
     pub fn class(&self) -> crate::support::ErrorClass {
         match self {
             FetchError::Debian(e) => e.class(),
+            FetchError::Damaged(_) | FetchError::Discard { .. } => {
+                crate::support::ErrorClass::Environment
+            }
             _ => crate::support::ErrorClass::Kernel,
         }
     }
@@ -148,8 +177,13 @@ pub fn fetch(
     if let Some(res) = memo(&suite) {
         let dir = kernels.join(res.cache_key());
         if dir.is_dir() {
-            on_event(cached_event(&res));
-            return finish(&dir, &res, &req.suite);
+            match finish(&dir, &res, &req.suite) {
+                Err(FetchError::Damaged(d)) => discard(&dir, &d, on_event)?,
+                done => {
+                    on_event(cached_event(&res));
+                    return done;
+                }
+            }
         }
     }
     let _lock = suite.ready(&mut || {
@@ -171,25 +205,57 @@ pub fn fetch(
     });
     let dir = kernels.join(res.cache_key());
     if dir.is_dir() {
-        on_event(cached_event(&res));
-    } else {
-        cache.install_dir(&dir, |tmp| -> Result<(), FetchError> {
-            let root = tmp.join("root");
-            suite.fetch_into(&res.packages, tmp, &root, &mut |p, step| {
-                let package = p.name.clone();
-                on_event(match step {
-                    PackageStep::Downloading => FetchEvent::Downloading { package },
-                    PackageStep::Extracting => FetchEvent::Extracting { package },
-                })
-            })?;
-            // Checked before the entry is installed, so a package set that
-            // is not a bootable kernel is never cached.
-            let found = locate(&root, &res)?;
-            ConfigFile::read(&found.config)?;
-            Ok(())
-        })?;
+        match finish(&dir, &res, &req.suite) {
+            Err(FetchError::Damaged(d)) => discard(&dir, &d, on_event)?,
+            done => {
+                on_event(cached_event(&res));
+                return done;
+            }
+        }
     }
+    install(&suite, &res, cache, &dir, on_event)?;
     finish(&dir, &res, &req.suite)
+}
+
+/// Downloads and unpacks the packages into a new cache entry, with the
+/// manifest of what it holds.
+fn install(
+    suite: &Suite,
+    res: &Resolution,
+    cache: &Cache,
+    dir: &Path,
+    on_event: &mut dyn FnMut(FetchEvent),
+) -> Result<(), FetchError> {
+    cache.install_dir(dir, |tmp| -> Result<(), FetchError> {
+        let root = tmp.join("root");
+        suite.fetch_into(&res.packages, tmp, &root, &mut |p, step| {
+            let package = p.name.clone();
+            on_event(match step {
+                PackageStep::Downloading => FetchEvent::Downloading { package },
+                PackageStep::Extracting => FetchEvent::Extracting { package },
+            })
+        })?;
+        // Checked before the entry is installed, so a package set that
+        // is not a bootable kernel is never cached.
+        let found = locate(&root, res)?;
+        ConfigFile::read(&found.config)?;
+        let manifest = Manifest::of(tmp).map_err(|e| {
+            FetchError::from(crate::support::cache::CacheError::io("cannot read", tmp, e))
+        })?;
+        manifest.write(tmp)?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn discard(dir: &Path, d: &Damage, on_event: &mut dyn FnMut(FetchEvent)) -> Result<(), FetchError> {
+    on_event(FetchEvent::Damaged {
+        damage: d.to_string(),
+    });
+    CacheEntry::discard(dir).map_err(|source| FetchError::Discard {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 fn cached_event(res: &Resolution) -> FetchEvent {
@@ -199,9 +265,18 @@ fn cached_event(res: &Resolution) -> FetchEvent {
     }
 }
 
+/// The kernel in a cache entry, if the entry is as it was installed (every
+/// file with its size; the image and the config with their content).
 fn finish(dir: &Path, res: &Resolution, suite: &str) -> Result<KernelImage, FetchError> {
+    // Sizes first: a cut-off image must read as damage, not as "not a
+    // kernel" from the bzImage check in `locate`.
+    let entry = CacheEntry::open(dir, &[]).map_err(FetchError::Damaged)?;
     let found = locate(&dir.join("root"), res)?;
+    entry
+        .check_files(&[&found.vmlinuz, &found.config])
+        .map_err(FetchError::Damaged)?;
     Ok(KernelImage {
+        cache_entry: Some(entry),
         config: ConfigFile::read(&found.config)?,
         vmlinuz: found.vmlinuz,
         modules_dir: found.modules_dir,

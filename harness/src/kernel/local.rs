@@ -14,6 +14,8 @@ use crate::inputs::source::LocalKernel;
 pub enum LocalError {
     #[error("{}: no such file", path.display())]
     NoVmlinuz { path: PathBuf },
+    #[error("{}: is {kind}, not a kernel image", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("{}: not a usable x86 kernel: {source}", path.display())]
     NotAKernel {
         path: PathBuf,
@@ -48,10 +50,19 @@ pub enum LocalError {
 
 pub fn resolve(k: &LocalKernel) -> Result<KernelImage, LocalError> {
     let vmlinuz = &k.vmlinuz;
-    if !vmlinuz.is_file() {
-        return Err(LocalError::NoVmlinuz {
-            path: vmlinuz.clone(),
-        });
+    match std::fs::metadata(vmlinuz) {
+        Err(_) => {
+            return Err(LocalError::NoVmlinuz {
+                path: vmlinuz.clone(),
+            })
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(LocalError::NotAFile {
+                path: vmlinuz.clone(),
+                kind: crate::support::fsread::kind_of(&m.file_type()),
+            })
+        }
+        Ok(_) => {}
     }
     let release = bzimage::release_of(vmlinuz).map_err(|source| LocalError::NotAKernel {
         path: vmlinuz.clone(),
@@ -91,6 +102,7 @@ pub fn resolve(k: &LocalKernel) -> Result<KernelImage, LocalError> {
     }
     Ok(KernelImage {
         vmlinuz: vmlinuz.clone(),
+        cache_entry: None,
         config,
         modules_dir,
         origin: format!("{} ({release})", vmlinuz.display()),

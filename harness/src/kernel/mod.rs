@@ -9,8 +9,11 @@ pub mod debian;
 pub mod local;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use btfvm_proto::{KernelConfig, KernelVersion};
+
+use crate::support::manifest::{Damage, Manifest};
 
 /// A kernel ready to boot, wherever it came from.
 #[derive(Debug, Clone)]
@@ -26,6 +29,75 @@ pub struct KernelImage {
     /// "debian:bookworm linux-image-6.1.0-28-cloud-amd64 6.1.119-1".
     pub origin: String,
     pub config: ConfigFile,
+    /// The cache entry it lives in (None for a kernel on disk): what it
+    /// held when installed, to tell a damaged cache from a kernel bug.
+    pub cache_entry: Option<CacheEntry>,
+}
+
+/// A kernel's folder in the cache and its manifest.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub dir: PathBuf,
+    pub manifest: Arc<Manifest>,
+}
+
+impl CacheEntry {
+    /// The entry as installed, if its manifest is there and every file has
+    /// its size (and the files named in `hash` their content).
+    pub fn open(dir: &Path, hash: &[&Path]) -> Result<CacheEntry, Damage> {
+        let manifest = Manifest::read(dir).ok_or_else(|| Damage {
+            path: dir.join(crate::support::manifest::FILE),
+            what: "missing or unreadable (installed by an older btfvm, or cut short)".into(),
+        })?;
+        let rels: Vec<String> = hash
+            .iter()
+            .filter_map(|p| p.strip_prefix(dir).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let rels: Vec<&str> = rels.iter().map(String::as_str).collect();
+        manifest.check_quick(dir, &rels)?;
+        Ok(CacheEntry {
+            dir: dir.to_path_buf(),
+            manifest: Arc::new(manifest),
+        })
+    }
+
+    /// These files have the content they were installed with.
+    pub fn check_files(&self, files: &[&Path]) -> Result<(), Damage> {
+        for f in files {
+            let bytes = std::fs::read(f).map_err(|e| Damage {
+                path: f.to_path_buf(),
+                what: format!("cannot be read: {e}"),
+            })?;
+            self.check_bytes(f, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Every file hashed (after a failed boot, or on request).
+    pub fn check_full(&self) -> Result<(), Damage> {
+        self.manifest.check_full(&self.dir)
+    }
+
+    /// `bytes` just read from `path` are what was installed.
+    pub fn check_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), Damage> {
+        self.manifest.check_bytes(&self.dir, path, bytes)
+    }
+
+    /// Takes a damaged entry out of the cache: renamed out of the way
+    /// first (one rename, so no run ever sees half of it), then removed.
+    pub fn discard(dir: &Path) -> std::io::Result<()> {
+        let Some(parent) = dir.parent() else {
+            return Ok(());
+        };
+        let doomed = tempfile::Builder::new()
+            .prefix(".btfvm-tmp-damaged-")
+            .tempdir_in(parent)?;
+        let to = doomed.path().join("entry");
+        std::fs::rename(dir, &to)?;
+        drop(doomed);
+        Ok(())
+    }
 }
 
 /// A kernel's .config: the text the guest gets, and what it says.
@@ -43,12 +115,8 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read kernel config {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read kernel config: {0}")]
+    Read(#[from] crate::support::fsread::ReadError),
     #[error("kernel config {} is {what}: it says nothing about the kernel, so nothing could be checked against it", path.display())]
     Unusable { path: PathBuf, what: String },
     #[error("{} has no \"# Linux/<arch> <version> Kernel Configuration\" header: is it a kernel .config?", path.display())]
@@ -61,27 +129,7 @@ impl ConfigFile {
     /// absent") comes from it, so an unreadable config would quietly turn
     /// every scenario into "ignored".
     pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let read_err = |source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if !meta.is_file() {
-            return Err(ConfigError::Unusable {
-                path: path.to_path_buf(),
-                what: "not a regular file".into(),
-            });
-        }
-        if meta.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError::Unusable {
-                path: path.to_path_buf(),
-                what: format!(
-                    "{} bytes, over the {MAX_CONFIG_BYTES}-byte limit for a .config",
-                    meta.len()
-                ),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let text = crate::support::fsread::read_text(path, MAX_CONFIG_BYTES, "a kernel .config")?;
         Self::from_text(path, text)
     }
 
@@ -131,6 +179,10 @@ mod tests {
         }
         std::fs::write(&p, "# Linux/x86 6.1.176 Kernel Configuration\nCONFIG_X=y\n").unwrap();
         let c = ConfigFile::read(&p).unwrap();
+        let e = ConfigFile::read(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a character device"), "{e}");
         assert_eq!(c.version, KernelVersion(6, 1, 176));
         assert_eq!(c.parsed.get("CONFIG_X"), "y");
         assert!(ConfigFile::read(d.path()).is_err());

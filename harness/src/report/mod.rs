@@ -13,6 +13,37 @@ use crate::vm::AccelDecision;
 
 pub use write::{write_report, ReportError};
 
+/// A report target that can never be written is bad usage, said before
+/// anything runs rather than after a long run: a link (btfvm follows none
+/// when writing), a directory, or a file in a folder that does not exist.
+pub fn check_target(path: &std::path::Path) -> Result<(), ReportError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(ReportError::Link {
+            path: path.to_path_buf(),
+        }),
+        Ok(m) if m.is_dir() => Err(ReportError::Directory {
+            path: path.to_path_buf(),
+        }),
+        Ok(_) => Ok(()),
+        Err(_) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => Ok(()),
+                _ => Err(ReportError::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("its folder {} does not exist", dir.display()),
+                    ),
+                }),
+            }
+        }
+    }
+}
+
 /// 2: typed outcomes (`kind` of a failure), boot ends as objects, kept
 /// boot folders.
 pub const SCHEMA: u32 = 2;

@@ -5,7 +5,7 @@
 //! write through a planted link; pruning removes only folders btfvm made.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -94,10 +94,8 @@ pub fn keep(logs_dir: &Path, workdir: &Path, meta: &BootMeta) -> io::Result<Path
 
 /// A kept boot's metadata, if `dir` holds one.
 pub fn read_meta(dir: &Path) -> io::Result<BootMeta> {
-    let mut text = Vec::new();
-    File::open(dir.join(META_FILE))?
-        .take(16 << 20)
-        .read_to_end(&mut text)?;
+    let text = crate::support::fsread::read_capped(&dir.join(META_FILE), 16 << 20, "a boot.json")
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     serde_json::from_slice(&text).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,

@@ -10,15 +10,15 @@ use btfvm_proto::Message;
 use super::acquire::{acquire, AcquireError, AcquireEvent};
 use super::events::{EventSink, RunEvent};
 use super::kept::{self, BootMeta};
-use super::outcome::{FailureKind, ScenarioResult};
+use super::outcome::{FailureKind, ScenarioResult, TrialOutcome};
 use super::record::{BootRecord, KernelError, KernelRecord};
 use super::select::SelectedKernel;
 use super::settings::RunSettings;
 use super::verdict::{apply_allowlist, describe_end, map_results};
 use crate::boot::agent::AGENT;
-use crate::boot::plan::{self, Prepared};
+use crate::boot::plan::{self, Prepared, Unprepared};
 use crate::inputs::scenario::Scenario;
-use crate::kernel::KernelImage;
+use crate::kernel::{CacheEntry, KernelImage};
 use crate::support::{interrupt, tmpdirs};
 use crate::vm::{self, BootOutcome, BootSpec, QemuParams, VmError};
 
@@ -89,29 +89,36 @@ pub fn run_kernel(
     if let Some(why) = not_run(s) {
         return all_failed(record, scenarios, FailureKind::NotRun, why);
     }
-    let image = match image_of(k, s, events) {
-        Ok(i) => i,
-        Err(e) => {
-            let message = format!("kernel {}: {e}", k.spec.name);
-            return all_failed(record, scenarios, e.class().into(), message);
-        }
+    let (image, prepared) = match prepare(k, scenarios, s, events) {
+        Ok(p) => p,
+        Err((kind, message)) => return all_failed(record, scenarios, kind, message),
     };
-    events(&RunEvent::Resolved {
-        kernel: k.spec.name.clone(),
-        origin: image.origin.clone(),
-    });
     record.origin = Some(image.origin.clone());
     record.release = Some(image.release.clone());
     record.version = Some(image.config.version.to_string());
-    let prepared = plan::prepare(&k.spec, &image, scenarios, AGENT);
     let mut results = BTreeMap::new();
     for (n, reason) in &prepared.ignored {
         results.insert(n.clone(), ScenarioResult::ignored(reason.clone()));
     }
+    // A module of another kernel is bad input, like a modules tree of
+    // another kernel: no boot, and every trial says why.
+    if let Some(foreign) = prepared.broken.values().find_map(|u| match u {
+        Unprepared::Foreign(m) => Some(m.clone()),
+        _ => None,
+    }) {
+        let others: Vec<&Scenario> = scenarios
+            .iter()
+            .filter(|sc| !results.contains_key(&sc.name))
+            .copied()
+            .collect();
+        let mut out = all_failed(record, &others, FailureKind::Input, foreign);
+        out.results.extend(results);
+        return out;
+    }
     for (n, why) in &prepared.broken {
         results.insert(
             n.clone(),
-            ScenarioResult::failed(FailureKind::Prepare, why.clone()),
+            ScenarioResult::failed(FailureKind::Prepare, why.message()),
         );
     }
     if prepared.plan.scenarios.is_empty() {
@@ -126,6 +133,7 @@ pub fn run_kernel(
     match boot_once(k, &image, &prepared, &planned, s, events) {
         Ok((boot, outcome)) => {
             results.extend(map_results(&planned, &outcome));
+            check_after_failure(&image, &mut results);
             record.boot = Some(boot);
         }
         Err(e) => {
@@ -143,6 +151,83 @@ pub fn run_kernel(
         }
     }
     KernelOutcome { record, results }
+}
+
+/// The kernel and its plan. A cache entry found damaged while planning is
+/// discarded and the kernel fetched (or built) once more.
+fn prepare(
+    k: &SelectedKernel,
+    scenarios: &[&Scenario],
+    s: &RunSettings,
+    events: &EventSink,
+) -> Result<(KernelImage, Prepared), (FailureKind, String)> {
+    let acquire = || {
+        image_of(k, s, events)
+            .map_err(|e| (e.class().into(), format!("kernel {}: {e}", k.spec.name)))
+    };
+    let mut image = acquire()?;
+    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT);
+    if let (Some(d), Some(entry)) = (&prepared.damaged, &image.cache_entry) {
+        events(&RunEvent::Warning {
+            kernel: Some(k.spec.name.clone()),
+            message: format!("the cached kernel is damaged ({d}): getting it again"),
+        });
+        CacheEntry::discard(&entry.dir).map_err(|e| {
+            (
+                FailureKind::Environment,
+                format!(
+                    "cannot remove the damaged cache entry {}: {e}",
+                    entry.dir.display()
+                ),
+            )
+        })?;
+        image = acquire()?;
+        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT);
+        if let Some(d) = &prepared.damaged {
+            return Err((
+                FailureKind::Environment,
+                format!("the cached kernel is damaged again after fetching it anew: {d} (is the disk failing?)"),
+            ));
+        }
+    }
+    events(&RunEvent::Resolved {
+        kernel: k.spec.name.clone(),
+        origin: image.origin.clone(),
+    });
+    Ok((image, prepared))
+}
+
+/// After a boot with failures, the kernel's whole cache entry is hashed:
+/// a damaged file is the disk's fault, not the kernel's, and the entry is
+/// removed so the next run fetches it again.
+fn check_after_failure(image: &KernelImage, results: &mut BTreeMap<String, ScenarioResult>) {
+    let failed = results.values().any(|r| {
+        matches!(
+            r.outcome.failure(),
+            Some((FailureKind::Check | FailureKind::NoAgent, _))
+        )
+    });
+    let Some(entry) = image.cache_entry.as_ref().filter(|_| failed) else {
+        return;
+    };
+    let Err(d) = entry.check_full() else {
+        return;
+    };
+    let removed = match CacheEntry::discard(&entry.dir) {
+        Ok(()) => "it was removed; run again to fetch it anew".to_string(),
+        Err(e) => format!(
+            "removing it failed too ({e}): remove {} by hand",
+            entry.dir.display()
+        ),
+    };
+    for r in results.values_mut() {
+        if let TrialOutcome::Failed { kind, message } = &mut r.outcome {
+            *kind = FailureKind::Environment;
+            message.push_str(&format!(
+                "\nnote: the cached kernel is damaged ({d}), so this says nothing about the kernel; {removed}"
+            ));
+        }
+    }
 }
 
 /// The kernel to boot: resolved at selection for a kernel on disk, else

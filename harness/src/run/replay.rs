@@ -3,7 +3,6 @@
 //! it, and so do the unit tests that replay the recorded faults.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::kept::{self, BootMeta, CONSOLE_FILE, TRANSCRIPT_FILE};
@@ -20,14 +19,8 @@ pub enum ReplayError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: over {MAX_TRANSCRIPT_BYTES} bytes: not a transcript btfvm wrote", path.display())]
-    TooBig { path: PathBuf },
+    #[error(transparent)]
+    Read(#[from] crate::support::fsread::ReadError),
     #[error("{}: {source}", path.display())]
     Transcript {
         path: PathBuf,
@@ -49,19 +42,8 @@ pub fn load(dir: &Path) -> Result<(BootMeta, Vec<u8>), ReplayError> {
         source,
     })?;
     let path = dir.join(TRANSCRIPT_FILE);
-    let read_err = |source| ReplayError::Read {
-        path: path.clone(),
-        source,
-    };
-    let mut bytes = Vec::new();
-    std::fs::File::open(&path)
-        .map_err(read_err)?
-        .take(MAX_TRANSCRIPT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() as u64 > MAX_TRANSCRIPT_BYTES {
-        return Err(ReplayError::TooBig { path });
-    }
+    let bytes =
+        crate::support::fsread::read_capped(&path, MAX_TRANSCRIPT_BYTES, "a boot transcript")?;
     Ok((meta, bytes))
 }
 

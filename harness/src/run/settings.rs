@@ -97,6 +97,15 @@ impl RunSettings {
         let cache = Cache::from_env()?;
         let qemu = vm::find_qemu(cfg.qemu.as_deref())?;
         let scratch = cache.subdir("tmp").map_err(SettingsError::Scratch)?;
+        // A cache that is there but read-only fails later and elsewhere
+        // (the KVM probe's image, kept boots, downloads): say so now.
+        tempfile::tempfile_in(&scratch).map_err(|e| {
+            SettingsError::Scratch(crate::support::cache::CacheError::io(
+                "cannot write into",
+                &scratch,
+                e,
+            ))
+        })?;
         crate::support::tmpdirs::sweep(&std::env::temp_dir());
         let accel = vm::accel::decide(&qemu, cfg.accel, &scratch);
         let logs_dir = match &cfg.logs {

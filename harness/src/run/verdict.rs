@@ -11,8 +11,24 @@ use crate::inputs::kernelspec::AllowSplat;
 use crate::support::interrupt::signal_name;
 use crate::vm::{BootEnd, BootOutcome, Splat, SplatKind};
 
-/// The end of a boot in words, with the panic line where there was one.
+/// The end of a boot in words, with the panic line where there was one,
+/// and what it says about memory when it says something.
 pub fn describe_end(o: &BootOutcome) -> String {
+    let text = end_text(o);
+    let oom = o
+        .splats
+        .iter()
+        .any(|s| s.line.contains("deadlocked on memory") || s.line.contains("Out of memory"));
+    if oom {
+        format!("{text} (the guest ran out of memory: give it more with --memory)")
+    } else if !o.agent_reported() && o.console_tail.trim().is_empty() {
+        format!("{text}; the console stayed empty: the kernel never started (an image QEMU cannot boot, or too little --memory for it and its initramfs)")
+    } else {
+        text
+    }
+}
+
+fn end_text(o: &BootOutcome) -> String {
     let panic = o.splats.iter().find(|s| s.kind == SplatKind::Panic);
     match (&o.end, panic) {
         (BootEnd::Exited { .. }, Some(p)) if !o.finished() && p.line.contains("Attempted to kill init") => {
@@ -70,6 +86,53 @@ fn splat_text(s: &Splat, during: Option<&str>) -> String {
     )
 }
 
+/// Words of the kernel's own reasons in its log: the BTF validator
+/// ("BPF: [95069] Invalid kind:31"), module loading ("failed to validate
+/// module [dummy] BTF: -22", "disagrees about version of symbol",
+/// "version magic ... should be", "Unknown symbol") and splats.
+const EXPLAINING: [&str; 14] = [
+    "BPF:",
+    "BTF",
+    "fail",
+    "rror",
+    "disagrees",
+    "Unknown symbol",
+    "nvalid",
+    "denied",
+    "rejected",
+    "version magic",
+    "should be",
+    "Oops",
+    "WARNING",
+    "BUG",
+];
+/// Lines quoted at most; the report keeps them all.
+const EXPLAINING_MAX: usize = 12;
+
+/// A failed check's message with the kernel log lines of its scenario that
+/// explain it, so the kernel's own reason is in the failure, not only in
+/// the report.
+fn with_kernel_log(message: &str, kmsg: &[String]) -> String {
+    let lines: Vec<&String> = kmsg
+        .iter()
+        .filter(|l| EXPLAINING.iter().any(|w| l.contains(w)))
+        .collect();
+    if lines.is_empty() {
+        return message.to_string();
+    }
+    let from = lines.len().saturating_sub(EXPLAINING_MAX);
+    let skipped = if from > 0 {
+        format!(" ({from} earlier ones in the report)")
+    } else {
+        String::new()
+    };
+    let quoted: Vec<&str> = lines[from..].iter().map(|l| l.as_str()).collect();
+    format!(
+        "{message}\nkernel log of this scenario{skipped}:\n  {}",
+        quoted.join("\n  ")
+    )
+}
+
 /// What the agent's messages say: the scenarios it finished, the one it
 /// was in, whether it spoke at all, and why it gave up if it did.
 struct AgentReport {
@@ -97,10 +160,17 @@ fn read_messages(messages: &[Message]) -> AgentReport {
                 observations,
             } => {
                 r.running = None;
+                let outcome = match TrialOutcome::from_agent(outcome) {
+                    TrialOutcome::Failed { kind, message } => TrialOutcome::Failed {
+                        kind,
+                        message: with_kernel_log(&message, &observations.kmsg),
+                    },
+                    o => o,
+                };
                 r.finished.insert(
                     name.clone(),
                     ScenarioResult {
-                        outcome: TrialOutcome::from_agent(outcome),
+                        outcome,
                         duration_ms: *duration_ms,
                         observations: Some(observations.clone()),
                     },

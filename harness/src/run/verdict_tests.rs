@@ -133,3 +133,34 @@ fn a_kernel_that_never_reached_the_agent_is_no_agent_not_a_check() {
         assert!(message(v).contains("never reported"), "{}", message(v));
     }
 }
+
+#[test]
+fn a_failed_check_carries_the_kernel_log_lines_that_explain_it() {
+    let mut o = outcome(None, "x");
+    o.splats.clear();
+    if let Message::ScenarioFinished {
+        outcome,
+        observations,
+        ..
+    } = &mut o.messages[1]
+    {
+        *outcome = Outcome::Failed {
+            message: "finit_module(dummy [corrupt-btf]) failed with EINVAL (Invalid argument)"
+                .into(),
+        };
+        observations.kmsg = vec![
+            "dummy: loading out-of-tree module taints kernel.".into(),
+            "BPF: [95069] Invalid kind:31".into(),
+            "failed to validate module [dummy] BTF: -22".into(),
+        ];
+    }
+    let r = map_results(&planned(), &o);
+    let m = message(&r["a"]);
+    assert!(
+        m.ends_with("kernel log of this scenario:\n  BPF: [95069] Invalid kind:31\n  failed to validate module [dummy] BTF: -22"),
+        "{m}"
+    );
+    assert!(!m.contains("taints kernel"), "{m}");
+    // Nothing that explains: nothing added.
+    assert_eq!(with_kernel_log("m", &["dummy: loaded".into()]), "m");
+}

@@ -8,6 +8,7 @@ pub mod child;
 pub mod cleanup;
 pub mod fsread;
 pub mod interrupt;
+pub mod manifest;
 pub mod stop;
 pub mod tmpdirs;
 

@@ -70,7 +70,7 @@ fn probe_kvm(qemu: &Path, scratch: &Path) -> Result<Duration, String> {
         .write(true)
         .open("/dev/kvm")
         .map_err(|e| format!("cannot open /dev/kvm: {e}"))?;
-    // A file of its own: runs sharing the cache may probe at the same time.
+    // A file of its own: runs may probe at the same time.
     let file = tempfile::Builder::new()
         .prefix("kvm-probe-")
         .suffix(".img")

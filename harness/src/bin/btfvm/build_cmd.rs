@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::anyhow;
+use btfvm::inputs::input_dir;
 use btfvm::inputs::kernelspec::{self, KernelSpec};
-use btfvm::inputs::repo_dir;
 use btfvm::inputs::source::KernelSource;
 use btfvm::kbuild::{self, BuildOptions, BuildSpec, Built, PaholeChoice};
 use btfvm::support::cache::Cache;
@@ -77,10 +77,9 @@ pub fn resolve_word(
 }
 
 pub fn kernel_build(args: BuildArgs) -> CmdResult {
-    let kernels_dir = args
-        .kernels_dir
-        .clone()
-        .unwrap_or_else(|| repo_dir("kernels"));
+    let dir = input_dir("kernels", args.kernels_dir.as_deref());
+    crate::options::announce_dirs(&[("kernel specs", &dir)]);
+    let kernels_dir = dir.path;
     let specs = kernelspec::load_dir(&kernels_dir).map_err(Classified::input)?;
     let (name, mut spec) = resolve_word(&args.kernel, &kernels_dir, &specs)?;
     if let Some(p) = &args.pahole {

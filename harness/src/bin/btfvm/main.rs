@@ -53,6 +53,10 @@ enum Command {
         /// Directory of kernel specs (for build: fragments).
         #[arg(long, value_name = "DIR")]
         kernels_dir: Option<PathBuf>,
+        /// Hash every file of the cached kernel against what was installed;
+        /// a damaged entry is fetched (or built) again.
+        #[arg(long)]
+        verify: bool,
     },
     /// Kernels built from source.
     Kernel {
@@ -90,9 +94,11 @@ fn main() -> ExitCode {
             kernel,
             debian_mirror,
             kernels_dir,
+            verify,
         } => {
-            let dir = kernels_dir.unwrap_or_else(|| btfvm::inputs::repo_dir("kernels"));
-            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir)
+            let dir = btfvm::inputs::input_dir("kernels", kernels_dir.as_deref());
+            options::announce_dirs(&[("kernel specs", &dir)]);
+            fetch_cmd::fetch(&kernel, debian_mirror.as_deref(), &dir.path, verify)
         }
         Command::Kernel {
             command: KernelCommand::Build(args),
@@ -108,14 +114,16 @@ fn main() -> ExitCode {
 fn failed(e: exit::Classified) -> ExitCode {
     use btfvm::support::interrupt;
     let sig = exit::interrupting(e.class, interrupt::requested());
+    // Library errors carry their causes in their own message; `{:#}`
+    // would print each cause a second time.
     match sig {
-        Some(s) if e.class == ErrorClass::Interrupted(s) => say!("btfvm: {:#}", e.error),
+        Some(s) if e.class == ErrorClass::Interrupted(s) => say!("btfvm: {}", e.error),
         Some(s) => say!(
-            "btfvm: interrupted by {} (and: {:#})",
+            "btfvm: interrupted by {} (and: {})",
             interrupt::signal_name(s),
             e.error
         ),
-        None => say!("btfvm: error: {:#}", e.error),
+        None => say!("btfvm: error: {}", e.error),
     }
     ExitCode::from(sig.map_or_else(|| exit::for_class(e.class), exit::for_signal))
 }

@@ -130,8 +130,9 @@ pub fn matrix(args: MatrixArgs) -> CmdResult {
             "btfvm matrix takes its kernels from --kernel (default: every spec with a build: section)"
         )));
     }
-    let kernels_dir = args.run.kernels_dir();
-    let kernels = kernels(&args, &kernels_dir)?;
+    let dirs = (args.run.scenarios_dir(), args.run.kernels_dir());
+    crate::options::announce_dirs(&[("scenarios", &dirs.0), ("kernel specs", &dirs.1)]);
+    let kernels = kernels(&args, &dirs.1.path)?;
     let words: Vec<&str> = if args.paholes.is_empty() {
         DEFAULT_PAHOLES.to_vec()
     } else {
@@ -179,7 +180,8 @@ fn run_cells(
     cells: &mut [Cell],
     to_run: Vec<KernelSpec>,
 ) -> Result<(), Classified> {
-    let scenarios = scenario::load_dir(&args.run.scenarios_dir()).map_err(Classified::input)?;
+    let scenarios =
+        scenario::load_dir(&args.run.scenarios_dir().path).map_err(Classified::input)?;
     let kernels = to_run
         .into_iter()
         .map(|spec| SelectedKernel {

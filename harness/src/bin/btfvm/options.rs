@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use btfvm::inputs::repo_dir;
+use btfvm::inputs::{input_dir, DirOrigin, InputDir};
 use btfvm::run::select::KernelRequest;
 use btfvm::run::settings::{RunConfig, TimeoutSettings};
 use btfvm::vm::AccelChoice;
@@ -36,19 +36,19 @@ pub struct RunOptions {
     #[arg(long, default_value = "auto", env = "BTFVM_ACCEL", value_parser = accel)]
     pub accel: AccelChoice,
     /// Wall-clock limit per boot, in seconds (default 300 under TCG, 120 under KVM).
-    #[arg(long, value_name = "SECS", env = "BTFVM_TIMEOUT")]
+    #[arg(long, value_name = "SECS", env = "BTFVM_TIMEOUT", value_parser = seconds)]
     pub timeout: Option<u64>,
     /// Limit from QEMU's start to the agent's hello (default 60 TCG, 20 KVM).
-    #[arg(long, value_name = "SECS", env = "BTFVM_HELLO_TIMEOUT")]
+    #[arg(long, value_name = "SECS", env = "BTFVM_HELLO_TIMEOUT", value_parser = seconds)]
     pub hello_timeout: Option<u64>,
     /// Limit per scenario (default 60 TCG, 30 KVM).
-    #[arg(long, value_name = "SECS", env = "BTFVM_SCENARIO_TIMEOUT")]
+    #[arg(long, value_name = "SECS", env = "BTFVM_SCENARIO_TIMEOUT", value_parser = seconds)]
     pub scenario_timeout: Option<u64>,
     /// Limit for the whole run, all kernels (default 3600 TCG, 1200 KVM).
-    #[arg(long, value_name = "SECS", env = "BTFVM_RUN_TIMEOUT")]
+    #[arg(long, value_name = "SECS", env = "BTFVM_RUN_TIMEOUT", value_parser = seconds)]
     pub run_timeout: Option<u64>,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    /// Guest memory in MiB (at least 128).
+    #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = memory)]
     pub memory: u32,
     /// QEMU binary (default: qemu-system-x86_64 on PATH).
     #[arg(long, value_name = "PATH")]
@@ -68,17 +68,61 @@ fn accel(s: &str) -> Result<AccelChoice, String> {
     s.parse()
 }
 
+/// A limit of 0 would end every boot before it starts; a huge one is
+/// fine (no deadline is computed past what the clock can hold).
+fn seconds(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("0 s would end every boot at once; give at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a whole number of seconds ({e})")),
+    }
+}
+
+/// Measured under TCG with the whole suite: bookworm (6.1) boots from
+/// 80 MiB, trixie (6.12) and sid (7.2) from 96; below about 72 MiB QEMU
+/// exits at once with an empty console, and just under the floor the
+/// kernel panics "System is deadlocked on memory".
+pub const MIN_MEMORY_MIB: u32 = 128;
+
+fn memory(s: &str) -> Result<u32, String> {
+    let mib: u32 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not a whole number of MiB ({e})"))?;
+    if mib < MIN_MEMORY_MIB {
+        return Err(format!(
+            "{mib} MiB is below the {MIN_MEMORY_MIB} MiB btfvm accepts: the Debian kernels need 80-96 MiB to boot the suite (measured), and with less the boot ends with an empty console or an out-of-memory panic"
+        ));
+    }
+    if let Some(host) = host_memory_mib() {
+        if u64::from(mib) > host {
+            return Err(format!(
+                "{mib} MiB is more than this machine's {host} MiB of memory"
+            ));
+        }
+    }
+    Ok(mib)
+}
+
+fn host_memory_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
+}
+
 impl RunOptions {
-    pub fn scenarios_dir(&self) -> PathBuf {
-        self.scenarios
-            .clone()
-            .unwrap_or_else(|| repo_dir("scenarios"))
+    pub fn scenarios_dir(&self) -> InputDir {
+        input_dir("scenarios", self.scenarios.as_deref())
     }
 
-    pub fn kernels_dir(&self) -> PathBuf {
-        self.kernels_dir
-            .clone()
-            .unwrap_or_else(|| repo_dir("kernels"))
+    pub fn kernels_dir(&self) -> InputDir {
+        input_dir("kernels", self.kernels_dir.as_deref())
     }
 
     pub fn kernel_request(&self) -> KernelRequest {
@@ -87,7 +131,7 @@ impl RunOptions {
             all: self.all_kernels,
             modules: self.modules.clone(),
             config: self.config.clone(),
-            fragments_dir: self.kernels_dir().join("fragments"),
+            fragments_dir: self.kernels_dir().path.join("fragments"),
         }
     }
 
@@ -106,5 +150,78 @@ impl RunOptions {
             qemu: self.qemu.clone(),
             logs: self.logs.clone(),
         }
+    }
+}
+
+/// One line naming the input folders when any of them is not the
+/// repository's, so that a stray `./scenarios` cannot stand in for the
+/// suite unseen.
+pub fn dirs_line(dirs: &[(&str, &InputDir)]) -> Option<String> {
+    if dirs.iter().all(|(_, d)| d.origin == DirOrigin::Repository) {
+        return None;
+    }
+    let parts: Vec<String> = dirs
+        .iter()
+        .map(|(what, d)| {
+            let why = match d.origin {
+                DirOrigin::Option => "given as an option",
+                DirOrigin::WorkingDir => "found in the working directory, not the repository's",
+                DirOrigin::Repository => "the repository's",
+            };
+            format!("{what} from {} ({why})", d.path.display())
+        })
+        .collect();
+    Some(format!("btfvm: using {}", parts.join(" and ")))
+}
+
+pub fn announce_dirs(dirs: &[(&str, &InputDir)]) {
+    if let Some(line) = dirs_line(dirs) {
+        crate::say!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_bounded_with_the_reason() {
+        assert!(memory("0").unwrap_err().contains("below the 128 MiB"));
+        assert!(memory("64").unwrap_err().contains("80-96 MiB"));
+        assert_eq!(memory("512"), Ok(512));
+        assert!(memory("4294967295")
+            .unwrap_err()
+            .contains("more than this machine's"));
+        assert!(memory("-1").is_err());
+        assert!(seconds("0").unwrap_err().contains("at least 1"));
+        assert_eq!(seconds("18446744073709551615"), Ok(u64::MAX));
+        assert!(seconds("1.5").is_err());
+    }
+
+    fn dir(path: &str, origin: DirOrigin) -> InputDir {
+        InputDir {
+            path: PathBuf::from(path),
+            origin,
+        }
+    }
+
+    #[test]
+    fn the_folders_are_named_when_they_are_not_the_repositorys() {
+        let repo_s = dir("/r/scenarios", DirOrigin::Repository);
+        let repo_k = dir("/r/kernels", DirOrigin::Repository);
+        assert_eq!(
+            dirs_line(&[("scenarios", &repo_s), ("kernel specs", &repo_k)]),
+            None
+        );
+        let cwd = dir("scenarios", DirOrigin::WorkingDir);
+        assert_eq!(
+            dirs_line(&[("scenarios", &cwd), ("kernel specs", &repo_k)]).as_deref(),
+            Some("btfvm: using scenarios from scenarios (found in the working directory, not the repository's) and kernel specs from /r/kernels (the repository's)")
+        );
+        let opt = dir("/x/k", DirOrigin::Option);
+        assert_eq!(
+            dirs_line(&[("kernel specs", &opt)]).as_deref(),
+            Some("btfvm: using kernel specs from /x/k (given as an option)")
+        );
     }
 }

@@ -65,6 +65,9 @@ fn fetch(kernel: &str, event: &FetchEvent) {
         FetchEvent::Downloading { package } => say!("btfvm: {kernel}: downloading {package}"),
         FetchEvent::Extracting { package } => say!("btfvm: {kernel}: extracting {package}"),
         FetchEvent::Cached { .. } => {}
+        FetchEvent::Damaged { damage } => {
+            say!("btfvm: {kernel}: the cached kernel is damaged ({damage}): fetching it again")
+        }
     }
 }
 

@@ -21,14 +21,29 @@ use crate::options::RunOptions;
 use crate::render::Renderer;
 
 pub fn run(opts: RunOptions, args: Arguments) -> CmdResult {
-    let scenarios = scenario::load_dir(&opts.scenarios_dir()).map_err(Classified::input)?;
-    let specs = kernelspec::load_dir(&opts.kernels_dir()).map_err(Classified::input)?;
-    let kernels = select(&opts.kernel_request(), &specs).map_err(Classified::input)?;
+    if let Some(path) = &opts.report {
+        btfvm::report::check_target(path).map_err(Classified::input)?;
+    }
+    crate::options::announce_dirs(&[
+        ("scenarios", &opts.scenarios_dir()),
+        ("kernel specs", &opts.kernels_dir()),
+    ]);
+    let (scenarios, kernels) = load_inputs(&opts)?;
     let suite = run_suite(scenarios, kernels, &opts, &args)?;
     if let Some(path) = &opts.report {
         save_report(&Report::of(&suite), path);
     }
     Ok(conclude(&suite))
+}
+
+/// The scenarios and the kernels. A mistake in any file of the two
+/// folders is the input's (exit 2), like the same mistake on the command
+/// line, and is found before anything is fetched or booted.
+fn load_inputs(opts: &RunOptions) -> Result<(Vec<Scenario>, Vec<SelectedKernel>), Classified> {
+    let scenarios = scenario::load_dir(&opts.scenarios_dir().path).map_err(Classified::input)?;
+    let specs = kernelspec::load_dir(&opts.kernels_dir().path).map_err(Classified::input)?;
+    let kernels = select(&opts.kernel_request(), &specs).map_err(Classified::input)?;
+    Ok((scenarios, kernels))
 }
 
 /// A filter may select nothing; a run without one that selects nothing
@@ -87,3 +102,7 @@ pub fn conclude(suite: &Suite) -> ExitCode {
     let trials = suite.trial_records();
     ExitCode::from(exit::for_run(trials.iter().map(|t| &t.outcome), sig))
 }
+
+#[cfg(test)]
+#[path = "run_cmd_tests.rs"]
+mod tests;

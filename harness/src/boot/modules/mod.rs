@@ -55,6 +55,10 @@ pub enum ModuleError {
     },
     #[error("module dependency cycle: {}", .cycle.join(" -> "))]
     Cycle { cycle: Vec<String> },
+    #[error(transparent)]
+    Read(#[from] crate::support::fsread::ReadError),
+    #[error("{path}: decompresses to over {cap} bytes, the limit for a kernel module")]
+    TooBig { path: PathBuf, cap: u64 },
 }
 
 /// What is wrong with an ELF image.
@@ -73,10 +77,9 @@ pub enum ElfProblem {
     NoModinfo,
     #[error("malformed module signature trailer: {0}")]
     SignatureTrailer(String),
-    #[error(
-        "no .BTF section, which variant `{variant}` needs \
-         (kernel older than 5.11 or built without CONFIG_DEBUG_INFO_BTF_MODULES?)"
-    )]
+    /// No guess at the cause here: the planner knows the kernel's config
+    /// and says what it supports.
+    #[error("no .BTF section, which variant `{variant}` needs")]
     NoBtf { variant: Variant },
     #[error(".BTF section does not start with the BTF magic 0xeb9f")]
     BadBtfMagic,
@@ -169,41 +172,70 @@ impl fmt::Display for Compression {
     }
 }
 
+/// A module file as shipped: the largest real ones are a few MB (xz) and
+/// tens of MB uncompressed; far above that is not a module.
+pub const MAX_MODULE_FILE: u64 = 64 << 20;
+pub const MAX_MODULE_ELF: u64 = 512 << 20;
+
 /// Reads a module file and returns its ELF bytes, decompressed, with any
 /// signature still attached.
 pub fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
-    let data = std::fs::read(path).map_err(|source| ModuleError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let Some(format) = Compression::detect(&data) else {
-        return Err(elf::not_elf(&data).named(path.display()));
+    decode_module(path, &read_module_file(path)?)
+}
+
+/// A module file's bytes as they are on disk (a regular file, capped).
+pub fn read_module_file(path: &Path) -> Result<Vec<u8>, ModuleError> {
+    Ok(crate::support::fsread::read_capped(
+        path,
+        MAX_MODULE_FILE,
+        "a kernel module",
+    )?)
+}
+
+/// The ELF inside a module file's bytes, decompressed up to `MAX_MODULE_ELF`.
+pub fn decode_module(path: &Path, data: &[u8]) -> Result<Vec<u8>, ModuleError> {
+    let Some(format) = Compression::detect(data) else {
+        return Err(elf::not_elf(data).named(path.display()));
     };
-    let elf = decompress(format, &data).map_err(|source| ModuleError::Decompress {
+    let elf = decompress(format, data).map_err(|source| ModuleError::Decompress {
         path: path.to_owned(),
         format,
         source,
     })?;
+    if elf.len() as u64 > MAX_MODULE_ELF {
+        return Err(ModuleError::TooBig {
+            path: path.to_owned(),
+            cap: MAX_MODULE_ELF,
+        });
+    }
     if !elf.starts_with(b"\x7fELF") {
         return Err(elf::not_elf(&elf).named(format!("{} (after {format})", path.display())));
     }
     Ok(elf)
 }
 
+/// Decompresses at most one byte past the cap: a bomb stops there.
 fn decompress(format: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() * 4);
+    let cap = MAX_MODULE_ELF + 1;
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(cap as usize));
     match format {
         Compression::None => out.extend_from_slice(data),
         // Multi-stream readers: concatenated streams are valid files and the
         // tools accept them, so we do too.
         Compression::Xz => {
-            liblzma::read::XzDecoder::new_multi_decoder(data).read_to_end(&mut out)?;
+            liblzma::read::XzDecoder::new_multi_decoder(data)
+                .take(cap)
+                .read_to_end(&mut out)?;
         }
         Compression::Zstd => {
-            zstd::stream::read::Decoder::new(data)?.read_to_end(&mut out)?;
+            zstd::stream::read::Decoder::new(data)?
+                .take(cap)
+                .read_to_end(&mut out)?;
         }
         Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
+            flate2::read::MultiGzDecoder::new(data)
+                .take(cap)
+                .read_to_end(&mut out)?;
         }
     }
     Ok(out)

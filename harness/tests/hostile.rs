@@ -672,3 +672,172 @@ fn a_read_only_cache_is_named_not_reported_as_kvm() {
         let _ = std::process::Command::new("umount").arg(&ro).status();
     }
 }
+
+// ---- A failure is never hidden by a name collision; YAML meaning -------
+
+fn yaml_case(sb: &Sandbox, name: &str, files: &[(&[u8], &str)], status: i32, wants: &[&str]) {
+    let dir = sb.work().join(name.replace(' ', "-"));
+    fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        use std::os::unix::ffi::OsStrExt;
+        fs::write(dir.join(std::ffi::OsStr::from_bytes(file)), text).unwrap();
+    }
+    let mut c = sb.btfvm(["run", "--kernel", "bookworm", "--list", "--scenarios"]);
+    c.arg(&dir);
+    sb.case(name, c, status, wants, FAST);
+}
+
+const OK: &str = "about: x\nsteps: [expect_user_btf]\n";
+
+#[test]
+fn scenario_names_and_meanings_are_checked_like_syntax() {
+    let sb = Sandbox::new();
+    yaml_case(
+        &sb,
+        "x.yaml next to x.yml",
+        &[(b"x.yaml", OK), (b"x.yml", OK)],
+        2,
+        &["x.yaml", "x.yml"],
+    );
+    yaml_case(
+        &sb,
+        "two names that are not UTF-8",
+        &[(b"\xff.yaml", OK), (b"\xfe.yaml", OK)],
+        2,
+        &["not UTF-8"],
+    );
+    yaml_case(
+        &sb,
+        "a module name with a dash",
+        &[(b"s.yaml", "about: x\nsteps:\n  - load: ip6-udp-tunnel\n")],
+        2,
+        &["s.yaml:3:", "ip6_udp_tunnel"],
+    );
+    yaml_case(
+        &sb,
+        "a config key without CONFIG_",
+        &[(
+            b"s.yaml",
+            "about: x\nrequires: {config: {DEBUG_INFO_BTF: y}}\nsteps: [expect_user_btf]\n",
+        )],
+        2,
+        &["s.yaml:2:", "CONFIG_DEBUG_INFO_BTF"],
+    );
+    yaml_case(
+        &sb,
+        "a when without branches",
+        &[(
+            b"s.yaml",
+            "about: x\nsteps:\n  - expect_user_btf\n  - when: {kernel: \">=5.11\"}\n",
+        )],
+        2,
+        &["s.yaml:4:"],
+    );
+    yaml_case(
+        &sb,
+        "an empty expect_kmsg",
+        &[(b"s.yaml", "about: x\nsteps:\n  - expect_kmsg: \"\"\n")],
+        2,
+        &["s.yaml:3:"],
+    );
+    yaml_case(
+        &sb,
+        "a scenario of 2 MiB",
+        &[(b"s.yaml", &"# padding\n".repeat(210_000))],
+        2,
+        &["over 1048576 bytes"],
+    );
+    let fifo_dir = sb.work().join("fifo-scenarios");
+    fs::create_dir(&fifo_dir).unwrap();
+    mkfifo(&fifo_dir.join("s.yaml"));
+    let mut c = sb.btfvm(["run", "--kernel", "bookworm", "--list", "--scenarios"]);
+    c.arg(&fifo_dir);
+    sb.case("a FIFO as a scenario", c, 2, &["is a FIFO"], FAST);
+    let file = sb.work().join("not-a-dir");
+    fs::write(&file, OK).unwrap();
+    let mut c = sb.btfvm(["run", "--kernel", "bookworm", "--list", "--scenarios"]);
+    c.arg(&file);
+    sb.case("a file as the scenarios folder", c, 2, &["not-a-dir"], FAST);
+}
+
+fn kernels_case(sb: &Sandbox, name: &str, files: &[(&str, &str)], wants: &[&str]) {
+    let dir = sb.work().join(name.replace(' ', "-"));
+    fs::create_dir_all(dir.join("fragments")).unwrap();
+    for (file, text) in files {
+        fs::write(dir.join(file), text).unwrap();
+    }
+    let mut c = sb.btfvm(["run", "--list", "--kernels-dir"]);
+    c.arg(&dir);
+    sb.case(name, c, 2, wants, FAST);
+}
+
+#[test]
+fn kernel_specs_are_checked_and_unique() {
+    let sb = Sandbox::new();
+    let spec = "about: x\nsource: debian:bookworm\n";
+    kernels_case(
+        &sb,
+        "sid.yaml next to sid.yml",
+        &[("sid.yaml", spec), ("sid.yml", spec)],
+        &["sid.yaml", "sid.yml"],
+    );
+    kernels_case(
+        &sb,
+        "two default specs",
+        &[
+            (
+                "a.yaml",
+                "about: x\nsource: debian:bookworm\ndefault: true\n",
+            ),
+            ("b.yaml", "about: x\nsource: debian:sid\ndefault: true\n"),
+        ],
+        &["a.yaml", "b.yaml", "default: true"],
+    );
+    kernels_case(
+        &sb,
+        "a bad expect.config value",
+        &[(
+            "k.yaml",
+            "about: x\nsource: debian:sid\nexpect:\n  config:\n    CONFIG_X: yes\n",
+        )],
+        &["k.yaml:5:"],
+    );
+    kernels_case(
+        &sb,
+        "a spec whose vmlinuz does not exist",
+        &[(
+            "k.yaml",
+            "about: x\nsource: ./no-such-vmlinuz\ndefault: true\n",
+        )],
+        &["no-such-vmlinuz", "no such file"],
+    );
+    kernels_case(
+        &sb,
+        "a spec with a bad fragment name",
+        &[(
+            "k.yaml",
+            "about: x\nbuild: {tree: debian:bookworm, fragments: [\"a b\"]}\n",
+        )],
+        &["k.yaml:2:"],
+    );
+}
+
+#[test]
+fn a_scenarios_folder_in_the_working_directory_is_named() {
+    let sb = Sandbox::new();
+    let here = sb.work().join("scenarios");
+    fs::create_dir(&here).unwrap();
+    fs::write(here.join("mine.yaml"), OK).unwrap();
+    let c = sb.btfvm(["run", "--kernel", "bookworm", "--list"]);
+    let r = sb.case(
+        "./scenarios replaces the repository's",
+        c,
+        0,
+        &[
+            "found in the working directory, not the repository's",
+            "bookworm::mine",
+        ],
+        FAST,
+    );
+    assert!(!r.stdout.contains("bookworm::module-load"), "{}", r.stdout);
+}

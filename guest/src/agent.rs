@@ -170,7 +170,7 @@ impl<'p, K: Kernel> Agent<'p, K> {
             Step::ExpectKmsg(text) => self.expect_kmsg(sc, text),
             Step::ExpectSpecConfig => self.expect_spec_config(),
             Step::ExpectPreFeatureBtfInfo => self.expect_pre_feature(),
-            Step::Selftest(what) => crate::selftest::run(*what, self.channel),
+            Step::Selftest(what) => crate::selftest::run(*what, self.channel, self.plan.attempt),
             Step::When(w) => {
                 let facts = KernelFacts::from_config(&self.config);
                 let branch = if w.condition().eval(&facts).is_ok() {

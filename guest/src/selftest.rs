@@ -13,7 +13,7 @@ fn write_raw(fd: Option<i32>, bytes: &[u8]) {
     }
 }
 
-pub fn run(what: Selftest, channel: Option<i32>) -> Result<(), String> {
+pub fn run(what: Selftest, channel: Option<i32>, attempt: u32) -> Result<(), String> {
     match what {
         Selftest::AgentPanic => panic!("selftest: a check panicked"),
         Selftest::AgentExit => std::process::exit(7),
@@ -36,6 +36,10 @@ pub fn run(what: Selftest, channel: Option<i32>) -> Result<(), String> {
             write_raw(channel, &hdr);
             Ok(())
         }
+        Selftest::FailFirstAttempt if attempt == 0 => {
+            Err("selftest: failing on the first attempt, as asked".into())
+        }
+        Selftest::FailFirstAttempt => Ok(()),
         Selftest::Truncated => {
             let frame = btfvm_proto::encode(&btfvm_proto::Message::Fatal {
                 message: "this frame is cut in half".into(),

@@ -23,6 +23,11 @@ fn main() -> ExitCode {
     if let Ok(r) = std::env::var("BTFVM_REPORT") {
         cmd.arg("--report").arg(r);
     }
+    // cargo-nextest starts one process per trial: one trial per kernel
+    // keeps it at one boot per kernel, as under cargo test.
+    if std::env::var_os("NEXTEST").is_some() {
+        cmd.arg("--per-kernel");
+    }
     // Run options come from the environment; cargo test owns the command
     // line, and what it passes after `--` is libtest's.
     cmd.args(std::env::args_os().skip(1));

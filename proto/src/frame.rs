@@ -23,6 +23,10 @@ pub enum FrameError {
     BadJson { offset: u64, error: String },
     #[error("guest channel: stream ended inside a frame ({have} of {want} bytes)")]
     Truncated { have: usize, want: usize },
+    /// One of the above as a report wrote it down, read back for merging
+    /// reports; never produced by the decoder.
+    #[error("{0}")]
+    Reported(String),
 }
 
 pub fn encode(msg: &Message) -> Vec<u8> {

@@ -20,6 +20,11 @@ pub struct Plan {
     /// Module files by "name" or "name.variant" key.
     pub modules: BTreeMap<String, ModuleEntry>,
     pub scenarios: Vec<PlannedScenario>,
+    /// 0 for a kernel's first boot, then 1, 2... for the boots `--retries`
+    /// adds: what lets btfvm's own tests provoke a failure that a retry
+    /// cures (selftest `fail_first_attempt`).
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 impl Plan {

@@ -179,6 +179,9 @@ pub enum Selftest {
     Oversize,
     /// Half a frame, then power off.
     Truncated,
+    /// Fails on a kernel's first boot and passes on its retries: a flaky
+    /// scenario, for testing `--retries`.
+    FailFirstAttempt,
 }
 
 /// A module name, the argument of most checks.

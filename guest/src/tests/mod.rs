@@ -143,6 +143,7 @@ pub fn plan(scenarios: &[(&str, &str)]) -> Plan {
         })
         .collect();
     Plan {
+        attempt: 0,
         protocol: PROTOCOL_VERSION,
         kernel: "fake".into(),
         config_path: "/config".into(),

@@ -58,6 +58,7 @@ pub fn prepare(
     image: &KernelImage,
     scenarios: &[&Scenario],
     agent: &[u8],
+    attempt: u32,
 ) -> Prepared {
     let facts = KernelFacts::from_config(&image.config.parsed);
     let mut archive = Archive::new();
@@ -101,6 +102,7 @@ pub fn prepare(
         spec_config: spec.expect.config.clone(),
         modules: modules.entries,
         scenarios: planned,
+        attempt,
     };
     let plan_json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
     archive.add(Entry::file("plan.json", 0o644, plan_json));

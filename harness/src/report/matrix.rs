@@ -186,7 +186,7 @@ impl Cell {
         }
         for t in trials.iter().filter(|t| t.kernel == self.name) {
             match &t.outcome {
-                TrialOutcome::Passed => self.passed += 1,
+                TrialOutcome::Passed | TrialOutcome::Flaky { .. } => self.passed += 1,
                 TrialOutcome::Failed { .. } => {
                     self.failed += 1;
                     self.failed_scenarios.push(t.scenario.clone());

@@ -1,7 +1,10 @@
 //! The JSON report of a run (`--report FILE`), and the pahole matrix's
 //! table. Schema in README.md; bump `SCHEMA` on any incompatible change.
 
+pub mod junit;
 pub mod matrix;
+pub mod merge;
+pub mod summary;
 mod write;
 
 use serde::Serialize;
@@ -48,7 +51,7 @@ pub fn check_target(path: &std::path::Path) -> Result<(), ReportError> {
 /// boot folders.
 pub const SCHEMA: u32 = 2;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     pub schema: u32,
     pub btfvm: String,
@@ -58,11 +61,14 @@ pub struct Report {
     pub summary: Summary,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub passed: u32,
     pub failed: u32,
     pub ignored: u32,
+    /// Passed only on a retry; not counted as passed.
+    #[serde(default)]
+    pub flaky: u32,
 }
 
 impl Summary {
@@ -73,6 +79,7 @@ impl Summary {
                 TrialOutcome::Passed => s.passed += 1,
                 TrialOutcome::Failed { .. } => s.failed += 1,
                 TrialOutcome::Ignored { .. } => s.ignored += 1,
+                TrialOutcome::Flaky { .. } => s.flaky += 1,
             }
         }
         s

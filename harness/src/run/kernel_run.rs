@@ -96,6 +96,11 @@ pub fn run_kernel(
     record.origin = Some(image.origin.clone());
     record.release = Some(image.release.clone());
     record.version = Some(image.config.version.to_string());
+    let pahole = image.config.parsed.get("CONFIG_PAHOLE_VERSION");
+    record.pahole_version = (pahole != "n").then(|| pahole.to_string());
+    record.config_sha256 = Some(crate::support::manifest::sha256_of(
+        image.config.text.as_bytes(),
+    ));
     let mut results = BTreeMap::new();
     for (n, reason) in &prepared.ignored {
         results.insert(n.clone(), ScenarioResult::ignored(reason.clone()));
@@ -133,8 +138,9 @@ pub fn run_kernel(
     match boot_once(k, &image, &prepared, &planned, s, events) {
         Ok((boot, outcome)) => {
             results.extend(map_results(&planned, &outcome));
-            check_after_failure(&image, &mut results);
             record.boot = Some(boot);
+            record.retries = retry_failures(k, &image, scenarios, s, events, &mut results);
+            check_after_failure(&image, &mut results);
         }
         Err(e) => {
             let message = e.to_string();
@@ -166,7 +172,7 @@ fn prepare(
             .map_err(|e| (e.class().into(), format!("kernel {}: {e}", k.spec.name)))
     };
     let mut image = acquire()?;
-    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT);
+    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0);
     if let (Some(d), Some(entry)) = (&prepared.damaged, &image.cache_entry) {
         events(&RunEvent::Warning {
             kernel: Some(k.spec.name.clone()),
@@ -182,7 +188,7 @@ fn prepare(
             )
         })?;
         image = acquire()?;
-        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT);
+        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0);
         if let Some(d) = &prepared.damaged {
             return Err((
                 FailureKind::Environment,
@@ -195,6 +201,69 @@ fn prepare(
         origin: image.origin.clone(),
     });
     Ok((image, prepared))
+}
+
+/// Boots again, up to `--retries` times, for the scenarios whose boot
+/// failed them (a check, a splat, the boot ending early). One that passes
+/// on a retry is flaky, not passed; one that never does keeps its first
+/// failure. Returns the retry boots for the report.
+fn retry_failures(
+    k: &SelectedKernel,
+    image: &KernelImage,
+    scenarios: &[&Scenario],
+    s: &RunSettings,
+    events: &EventSink,
+    results: &mut BTreeMap<String, ScenarioResult>,
+) -> Vec<BootRecord> {
+    let mut boots = Vec::new();
+    for attempt in 1..=s.retries {
+        let again: Vec<&Scenario> = scenarios
+            .iter()
+            .filter(|sc| {
+                matches!(
+                    results.get(&sc.name).and_then(|r| r.outcome.failure()),
+                    Some((FailureKind::Check | FailureKind::NoAgent, _))
+                )
+            })
+            .copied()
+            .collect();
+        if again.is_empty() || not_run(s).is_some() {
+            break;
+        }
+        let prepared = plan::prepare(&k.spec, image, &again, AGENT, attempt);
+        let planned: Vec<String> = again.iter().map(|sc| sc.name.clone()).collect();
+        let Ok((boot, outcome)) = boot_once(k, image, &prepared, &planned, s, events) else {
+            break;
+        };
+        boots.push(boot);
+        for (name, r) in map_results(&planned, &outcome) {
+            if r.outcome != TrialOutcome::Passed {
+                continue;
+            }
+            let Some(first) = results.get_mut(&name) else {
+                continue;
+            };
+            let message = first
+                .outcome
+                .failure()
+                .map(|(_, m)| m.to_string())
+                .unwrap_or_default();
+            events(&RunEvent::Warning {
+                kernel: Some(k.spec.name.clone()),
+                message: format!(
+                    "{name} passed on retry {attempt} after failing: it is reported as flaky"
+                ),
+            });
+            *first = ScenarioResult {
+                outcome: TrialOutcome::Flaky {
+                    message,
+                    attempts: attempt + 1,
+                },
+                ..r
+            };
+        }
+    }
+    boots
 }
 
 /// After a boot with failures, the kernel's whole cache entry is hashed:

@@ -8,6 +8,7 @@ pub mod events;
 pub mod kept;
 pub mod kernel_run;
 pub mod outcome;
+pub mod partition;
 pub mod record;
 pub mod replay;
 pub mod select;

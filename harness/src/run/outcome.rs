@@ -2,13 +2,13 @@
 //! the report, the matrix and the exit status.
 
 use btfvm_proto::{Observations, Outcome};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::support::ErrorClass;
 
 /// Why a trial failed. The exit status and a bisect step are decided from
 /// this, never from the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The kernel booted and misbehaved: a check failed, a splat tainted
@@ -42,7 +42,7 @@ impl From<ErrorClass> for FailureKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum TrialOutcome {
     Passed,
@@ -53,6 +53,12 @@ pub enum TrialOutcome {
     Failed {
         kind: FailureKind,
         message: String,
+    },
+    /// Failed, then passed when its boot was retried (`--retries`): not a
+    /// plain pass, so dashboards and bisects can tell.
+    Flaky {
+        message: String,
+        attempts: u32,
     },
 }
 

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use btfvm_proto::Observations;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::outcome::{FailureKind, TrialOutcome};
 use crate::inputs::kernelspec::KernelSpec;
 use crate::vm::{Accel, BootEnd, Splat};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KernelRecord {
     pub name: String,
     pub source: String,
@@ -18,12 +18,20 @@ pub struct KernelRecord {
     pub release: Option<String>,
     /// Upstream version from the kernel's config.
     pub version: Option<String>,
+    /// CONFIG_PAHOLE_VERSION of the kernel's config: the pahole that made
+    /// its BTF, as Kconfig saw it (Debian's configs carry it too).
+    pub pahole_version: Option<String>,
+    /// SHA-256 of the kernel's .config: which build this was.
+    pub config_sha256: Option<String>,
     /// Why the kernel never booted.
     pub error: Option<KernelError>,
     pub boot: Option<BootRecord>,
+    /// The boots `--retries` added for failed scenarios.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<BootRecord>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KernelError {
     pub kind: FailureKind,
     pub message: String,
@@ -32,18 +40,29 @@ pub struct KernelError {
 impl KernelRecord {
     pub fn new(spec: &KernelSpec) -> KernelRecord {
         KernelRecord {
-            name: spec.name.clone(),
             source: spec.source.to_string(),
+            ..KernelRecord::named(&spec.name)
+        }
+    }
+
+    /// A kernel known by name only (a report that lists trials of it).
+    pub fn named(name: &str) -> KernelRecord {
+        KernelRecord {
+            name: name.to_string(),
+            source: String::new(),
+            pahole_version: None,
+            config_sha256: None,
             origin: None,
             release: None,
             version: None,
             error: None,
             boot: None,
+            retries: Vec::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BootRecord {
     pub accel: Accel,
     pub wall_ms: u64,
@@ -65,7 +84,7 @@ pub struct BootRecord {
     pub qemu_args: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrialRecord {
     pub name: String,
     pub kernel: String,

@@ -57,6 +57,8 @@ pub struct RunConfig {
     pub qemu: Option<PathBuf>,
     /// Where kept boots go (default: <cache>/logs).
     pub logs: Option<PathBuf>,
+    /// Boots again for the scenarios that failed, up to this many times.
+    pub retries: u32,
 }
 
 /// Settings shared by every kernel of a run.
@@ -72,6 +74,7 @@ pub struct RunSettings {
     pub run_deadline: Option<Instant>,
     pub memory_mib: u32,
     pub logs_dir: PathBuf,
+    pub retries: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +124,7 @@ impl RunSettings {
             timeouts: cfg.timeouts,
             memory_mib: cfg.memory_mib,
             logs_dir,
+            retries: cfg.retries,
         })
     }
 }

@@ -24,6 +24,17 @@ struct KernelSlot {
     outcome: OnceLock<KernelOutcome>,
 }
 
+/// What one libtest trial is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// `<kernel>::<scenario>`, one per scenario: filters pick scenarios.
+    PerScenario,
+    /// `<kernel>`, one per kernel running all its scenarios: for runners
+    /// that start a process per trial (cargo-nextest), where a trial per
+    /// scenario would boot the kernel once per scenario.
+    PerKernel,
+}
+
 /// Makes the run settings (KVM probe, QEMU lookup, cache) on first use.
 pub type SettingsMaker = Box<dyn FnOnce() -> Result<RunSettings, SettingsError> + Send>;
 
@@ -40,6 +51,7 @@ pub struct Suite {
     /// 2-core machine only slow each other down, and the console stays
     /// readable.
     boot_lock: Mutex<()>,
+    grouping: Grouping,
 }
 
 pub fn trial_name(kernel: &str, scenario: &str) -> String {
@@ -56,22 +68,26 @@ impl Suite {
         scenarios: Vec<Scenario>,
         kernels: Vec<SelectedKernel>,
         args: &Arguments,
+        grouping: Grouping,
         make_settings: SettingsMaker,
         events: Arc<EventSink>,
     ) -> Arc<Suite> {
         let kernels: Vec<KernelSlot> = kernels
             .into_iter()
             .map(|kernel| {
-                let selected = (0..scenarios.len())
-                    .filter(|&si| {
-                        let t =
-                            Trial::test(trial_name(&kernel.spec.name, &scenarios[si].name), || {
-                                Ok(())
-                            })
-                            .with_kind(KIND);
-                        !args.is_filtered_out(&t) && !args.is_ignored(&t)
-                    })
-                    .collect();
+                let picked = |name: String| {
+                    let t = Trial::test(name, || Ok(())).with_kind(KIND);
+                    !args.is_filtered_out(&t) && !args.is_ignored(&t)
+                };
+                let selected = match grouping {
+                    Grouping::PerScenario => (0..scenarios.len())
+                        .filter(|&si| picked(trial_name(&kernel.spec.name, &scenarios[si].name)))
+                        .collect(),
+                    Grouping::PerKernel if picked(kernel.spec.name.clone()) => {
+                        (0..scenarios.len()).collect()
+                    }
+                    Grouping::PerKernel => Vec::new(),
+                };
                 KernelSlot {
                     kernel,
                     selected,
@@ -88,6 +104,7 @@ impl Suite {
             events,
             records: Mutex::new(vec![None; slots]),
             boot_lock: Mutex::new(()),
+            grouping,
         })
     }
 
@@ -97,6 +114,9 @@ impl Suite {
     }
 
     pub fn trials(self: &Arc<Self>) -> Vec<Trial> {
+        if self.grouping == Grouping::PerKernel {
+            return self.kernel_trials();
+        }
         let mut v = Vec::new();
         for (ki, k) in self.kernels.iter().enumerate() {
             for (si, sc) in self.scenarios.iter().enumerate() {
@@ -185,8 +205,46 @@ impl Suite {
         }
         match outcome {
             TrialOutcome::Passed => Ok(Completion::Completed),
+            // libtest has no word for it; the report and JUnit have, and
+            // the event says it as it happens.
+            TrialOutcome::Flaky { .. } => Ok(Completion::Completed),
             TrialOutcome::Ignored { reason } => Ok(Completion::ignored_with(reason)),
             TrialOutcome::Failed { message, .. } => Err(message.into()),
+        }
+    }
+
+    fn kernel_trials(self: &Arc<Self>) -> Vec<Trial> {
+        (0..self.kernels.len())
+            .map(|ki| {
+                let suite = Arc::clone(self);
+                Trial::test(self.kernels[ki].kernel.spec.name.clone(), move || {
+                    suite.run_kernel_trial(ki)
+                })
+                .with_kind(KIND)
+            })
+            .collect()
+    }
+
+    /// Every scenario of a kernel as one trial: it fails with each failed
+    /// scenario's message; ignored and flaky ones do not fail it.
+    fn run_kernel_trial(&self, ki: usize) -> Result<(), Failed> {
+        let failures: Vec<String> = self.kernels[ki]
+            .selected
+            .clone()
+            .into_iter()
+            .filter_map(|si| match self.run_trial(ki, si) {
+                Err(f) => Some(format!(
+                    "---- {} ----\n{}",
+                    trial_name(&self.kernels[ki].kernel.spec.name, &self.scenarios[si].name),
+                    f.message().unwrap_or("failed")
+                )),
+                Ok(_) => None,
+            })
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("\n").into())
         }
     }
 

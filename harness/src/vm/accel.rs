@@ -33,7 +33,7 @@ impl std::str::FromStr for AccelChoice {
 }
 
 /// The accelerator and why it was chosen, for the run's header line.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccelDecision {
     pub accel: Accel,
     pub reason: String,

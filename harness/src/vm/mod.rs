@@ -118,38 +118,64 @@ pub enum BootEnd {
 }
 
 /// The report's form of an end: a kind and its details.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum EndForm {
+    Exited { status: Option<i32> },
+    TimedOut { after_ms: u64 },
+    NoHello { after_ms: u64 },
+    ScenarioTimedOut { scenario: String, after_ms: u64 },
+    Panicked,
+    Interrupted { signal: i32 },
+    Channel { error: String },
+}
+
 impl serde::Serialize for BootEnd {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(serde::Serialize)]
-        #[serde(tag = "kind", rename_all = "snake_case")]
-        enum Form<'a> {
-            Exited { status: Option<i32> },
-            TimedOut { after_ms: u128 },
-            NoHello { after_ms: u128 },
-            ScenarioTimedOut { scenario: &'a str, after_ms: u128 },
-            Panicked,
-            Interrupted { signal: i32 },
-            Channel { error: String },
-        }
+        let ms = |d: &Duration| d.as_millis().min(u64::MAX as u128) as u64;
         match self {
-            BootEnd::Exited { status } => Form::Exited { status: *status },
-            BootEnd::TimedOut { after } => Form::TimedOut {
-                after_ms: after.as_millis(),
+            BootEnd::Exited { status } => EndForm::Exited { status: *status },
+            BootEnd::TimedOut { after } => EndForm::TimedOut {
+                after_ms: ms(after),
             },
-            BootEnd::NoHello { after } => Form::NoHello {
-                after_ms: after.as_millis(),
+            BootEnd::NoHello { after } => EndForm::NoHello {
+                after_ms: ms(after),
             },
-            BootEnd::ScenarioTimedOut { scenario, after } => Form::ScenarioTimedOut {
-                scenario,
-                after_ms: after.as_millis(),
+            BootEnd::ScenarioTimedOut { scenario, after } => EndForm::ScenarioTimedOut {
+                scenario: scenario.clone(),
+                after_ms: ms(after),
             },
-            BootEnd::Panicked => Form::Panicked,
-            BootEnd::Interrupted { signal } => Form::Interrupted { signal: *signal },
-            BootEnd::Channel(e) => Form::Channel {
+            BootEnd::Panicked => EndForm::Panicked,
+            BootEnd::Interrupted { signal } => EndForm::Interrupted { signal: *signal },
+            BootEnd::Channel(e) => EndForm::Channel {
                 error: e.to_string(),
             },
         }
         .serialize(s)
+    }
+}
+
+/// Read back from a report (`btfvm report merge`). A channel error comes
+/// back as its text only: a report is for people and dashboards, and no
+/// verdict is ever derived from it again.
+impl<'de> serde::Deserialize<'de> for BootEnd {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match EndForm::deserialize(d)? {
+            EndForm::Exited { status } => BootEnd::Exited { status },
+            EndForm::TimedOut { after_ms } => BootEnd::TimedOut {
+                after: Duration::from_millis(after_ms),
+            },
+            EndForm::NoHello { after_ms } => BootEnd::NoHello {
+                after: Duration::from_millis(after_ms),
+            },
+            EndForm::ScenarioTimedOut { scenario, after_ms } => BootEnd::ScenarioTimedOut {
+                scenario,
+                after: Duration::from_millis(after_ms),
+            },
+            EndForm::Panicked => BootEnd::Panicked,
+            EndForm::Interrupted { signal } => BootEnd::Interrupted { signal },
+            EndForm::Channel { error } => BootEnd::Channel(FrameError::Reported(error)),
+        })
     }
 }
 

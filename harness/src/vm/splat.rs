@@ -4,11 +4,11 @@
 //! kernel/watchdog*.c, kernel/rcu/tree_stall.h, kernel/hung_task.c,
 //! mm/kasan/report.c, lib/ubsan.c).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::console::Tag;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SplatKind {
     Panic,
@@ -85,7 +85,7 @@ pub fn classify(line: &str) -> Option<SplatKind> {
 }
 
 /// A splat found on the console, with its first lines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Splat {
     pub kind: SplatKind,
     /// The line that starts it, timestamp removed.

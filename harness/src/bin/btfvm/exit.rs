@@ -10,6 +10,19 @@
 //!
 //! When several apply, the highest row wins (an environment failure in one
 //! trial hides no verdict: it says the run itself was not sound).
+//!
+//! In bisect mode (`btfvm run --bisect`, every step of `btfvm bisect`) the
+//! table is the one `git bisect run` understands, so a broken build is
+//! never counted as a bad commit and a broken host stops the bisection:
+//!
+//! | status | meaning for git bisect |
+//! |---|---|
+//! | 0 | good: every selected trial passed |
+//! | 1 | bad: a selected trial failed on a kernel that booted (a flaky pass counts as a failure) |
+//! | 125 | skip: the commit cannot be tested, its kernel build failed for a reason in the tree or the kernel never reached the agent (`--boot-failure bad` makes this 1) |
+//! | 128 | abort: bad usage or input |
+//! | 200 | abort: the environment |
+//! | 128+N | abort: interrupted by signal N |
 
 use std::process::ExitCode;
 
@@ -19,6 +32,18 @@ use btfvm::support::ErrorClass;
 pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const ENVIRONMENT: u8 = 3;
+pub const SKIP: u8 = 125;
+pub const BISECT_USAGE: u8 = 128;
+pub const BISECT_ENVIRONMENT: u8 = 200;
+
+/// Which table applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Normal,
+    /// `--boot-failure bad` counts an untestable commit as bad.
+    Bisect { boot_failure_bad: bool },
+}
 
 /// An error on its way to the user, with what it says about the run.
 pub struct Classified {
@@ -45,12 +70,21 @@ impl Classified {
 
 pub type CmdResult = Result<ExitCode, Classified>;
 
-pub fn for_class(class: ErrorClass) -> u8 {
-    match class {
-        ErrorClass::Kernel => FAILED,
-        ErrorClass::Input => USAGE,
-        ErrorClass::Environment => ENVIRONMENT,
-        ErrorClass::Interrupted(sig) => for_signal(sig),
+pub fn for_class(mode: Mode, class: ErrorClass) -> u8 {
+    match (mode, class) {
+        (_, ErrorClass::Interrupted(sig)) => for_signal(sig),
+        (Mode::Normal, ErrorClass::Kernel) => FAILED,
+        (Mode::Normal, ErrorClass::Input) => USAGE,
+        (Mode::Normal, ErrorClass::Environment) => ENVIRONMENT,
+        (Mode::Bisect { boot_failure_bad }, ErrorClass::Kernel) => {
+            if boot_failure_bad {
+                FAILED
+            } else {
+                SKIP
+            }
+        }
+        (Mode::Bisect { .. }, ErrorClass::Input) => BISECT_USAGE,
+        (Mode::Bisect { .. }, ErrorClass::Environment) => BISECT_ENVIRONMENT,
     }
 }
 
@@ -69,20 +103,34 @@ pub fn for_signal(sig: i32) -> u8 {
     (128 + sig).clamp(0, 255) as u8
 }
 
-fn for_failure(kind: FailureKind) -> u8 {
-    match kind {
-        FailureKind::Environment => ENVIRONMENT,
-        FailureKind::Input => USAGE,
-        FailureKind::Check
-        | FailureKind::Prepare
-        | FailureKind::NoAgent
-        | FailureKind::Kernel
-        | FailureKind::NotRun => FAILED,
+/// How strongly a failure speaks, highest first: the rank decides which
+/// of several failures sets the status.
+fn rank(mode: Mode, kind: FailureKind) -> (u8, u8) {
+    match mode {
+        Mode::Normal => {
+            let status = match kind {
+                FailureKind::Environment => ENVIRONMENT,
+                FailureKind::Input => USAGE,
+                _ => FAILED,
+            };
+            (status, status)
+        }
+        // A broken host or input stops the bisection; a failure on a
+        // kernel that booted is a verdict, which outweighs "could not test
+        // this one" from another trial.
+        Mode::Bisect { boot_failure_bad } => match kind {
+            FailureKind::Environment | FailureKind::NotRun => (4, BISECT_ENVIRONMENT),
+            FailureKind::Input => (3, BISECT_USAGE),
+            FailureKind::Check | FailureKind::Prepare => (2, FAILED),
+            FailureKind::NoAgent | FailureKind::Kernel if boot_failure_bad => (2, FAILED),
+            FailureKind::NoAgent | FailureKind::Kernel => (1, SKIP),
+        },
     }
 }
 
 /// The status of a run from its trials' outcomes.
 pub fn for_run<'a>(
+    mode: Mode,
     outcomes: impl IntoIterator<Item = &'a TrialOutcome>,
     interrupted: Option<i32>,
 ) -> u8 {
@@ -91,8 +139,15 @@ pub fn for_run<'a>(
     }
     outcomes
         .into_iter()
-        .filter_map(|o| o.failure().map(|(k, _)| for_failure(k)))
+        .filter_map(|o| match o {
+            TrialOutcome::Failed { kind, .. } => Some(rank(mode, *kind)),
+            // A pass on retry is a failure to a bisect: retries never turn
+            // bad into good (that is what --tries is for).
+            TrialOutcome::Flaky { .. } if mode != Mode::Normal => Some((2, FAILED)),
+            _ => None,
+        })
         .max()
+        .map(|(_, status)| status)
         .unwrap_or(0)
 }
 
@@ -109,18 +164,24 @@ mod tests {
         let ignored = TrialOutcome::Ignored {
             reason: "absent".into(),
         };
-        assert_eq!(for_run([&TrialOutcome::Passed, &ignored], None), 0);
-        assert_eq!(for_run([], None), 0);
+        let n = Mode::Normal;
+        assert_eq!(for_run(n, [&TrialOutcome::Passed, &ignored], None), 0);
+        assert_eq!(for_run(n, [], None), 0);
         assert_eq!(
-            for_run([&TrialOutcome::Passed, &failed(FailureKind::Check)], None),
+            for_run(
+                n,
+                [&TrialOutcome::Passed, &failed(FailureKind::Check)],
+                None
+            ),
             1
         );
-        assert_eq!(for_run([&failed(FailureKind::NoAgent)], None), 1);
-        assert_eq!(for_run([&failed(FailureKind::Kernel)], None), 1);
-        assert_eq!(for_run([&failed(FailureKind::Input)], None), 2);
+        assert_eq!(for_run(n, [&failed(FailureKind::NoAgent)], None), 1);
+        assert_eq!(for_run(n, [&failed(FailureKind::Kernel)], None), 1);
+        assert_eq!(for_run(n, [&failed(FailureKind::Input)], None), 2);
         // One broken host in the run outweighs any verdict.
         assert_eq!(
             for_run(
+                n,
                 [
                     &failed(FailureKind::Check),
                     &failed(FailureKind::Environment)
@@ -130,15 +191,20 @@ mod tests {
             3
         );
         assert_eq!(
-            for_run([&failed(FailureKind::Check)], Some(libc::SIGINT)),
+            for_run(n, [&failed(FailureKind::Check)], Some(libc::SIGINT)),
             130
         );
-        assert_eq!(for_run([], Some(libc::SIGTERM)), 143);
-        assert_eq!(for_class(ErrorClass::Input), 2);
-        assert_eq!(for_class(ErrorClass::Environment), 3);
-        assert_eq!(for_class(ErrorClass::Kernel), 1);
-        assert_eq!(for_class(ErrorClass::Interrupted(libc::SIGINT)), 130);
-        assert_eq!(for_class(ErrorClass::Interrupted(libc::SIGTERM)), 143);
+        assert_eq!(for_run(n, [], Some(libc::SIGTERM)), 143);
+        let flaky = TrialOutcome::Flaky {
+            message: "x".into(),
+            attempts: 2,
+        };
+        assert_eq!(for_run(n, [&flaky], None), 0);
+        assert_eq!(for_class(n, ErrorClass::Input), 2);
+        assert_eq!(for_class(n, ErrorClass::Environment), 3);
+        assert_eq!(for_class(n, ErrorClass::Kernel), 1);
+        assert_eq!(for_class(n, ErrorClass::Interrupted(libc::SIGINT)), 130);
+        assert_eq!(for_class(n, ErrorClass::Interrupted(libc::SIGTERM)), 143);
         assert_eq!(
             interrupting(ErrorClass::Environment, Some(libc::SIGTERM)),
             Some(libc::SIGTERM)
@@ -148,5 +214,45 @@ mod tests {
             interrupting(ErrorClass::Interrupted(libc::SIGINT), None),
             Some(libc::SIGINT)
         );
+    }
+
+    #[test]
+    fn the_bisect_table() {
+        let skip = Mode::Bisect {
+            boot_failure_bad: false,
+        };
+        let bad = Mode::Bisect {
+            boot_failure_bad: true,
+        };
+        let check = failed(FailureKind::Check);
+        let build = failed(FailureKind::Kernel);
+        let no_agent = failed(FailureKind::NoAgent);
+        assert_eq!(for_run(skip, [&TrialOutcome::Passed], None), 0);
+        assert_eq!(for_run(skip, [&check], None), 1);
+        assert_eq!(for_run(skip, [&build], None), 125);
+        assert_eq!(for_run(skip, [&no_agent], None), 125);
+        assert_eq!(for_run(bad, [&build], None), 1);
+        assert_eq!(for_run(bad, [&no_agent], None), 1);
+        // A failure on a kernel that booted is a verdict.
+        assert_eq!(for_run(skip, [&no_agent, &check], None), 1);
+        assert_eq!(for_run(skip, [&failed(FailureKind::Input)], None), 128);
+        assert_eq!(
+            for_run(skip, [&check, &failed(FailureKind::Environment)], None),
+            200
+        );
+        let flaky = TrialOutcome::Flaky {
+            message: "x".into(),
+            attempts: 2,
+        };
+        assert_eq!(for_run(skip, [&flaky], None), 1);
+        assert_eq!(for_run(skip, [&check], Some(libc::SIGINT)), 130);
+        assert_eq!(for_class(skip, ErrorClass::Kernel), 125);
+        assert_eq!(for_class(bad, ErrorClass::Kernel), 1);
+        assert_eq!(for_class(skip, ErrorClass::Input), 128);
+        assert_eq!(for_class(skip, ErrorClass::Environment), 200);
+        // Every abort is one git bisect run stops on, none a verdict.
+        for s in [BISECT_USAGE, BISECT_ENVIRONMENT, 130, 143] {
+            assert!(s >= 128, "{s}");
+        }
     }
 }

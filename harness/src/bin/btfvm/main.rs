@@ -26,6 +26,7 @@ mod options;
 mod progress;
 mod render;
 mod replay_cmd;
+mod report_cmd;
 mod run_cmd;
 
 #[derive(Parser)]
@@ -69,6 +70,25 @@ enum Command {
     /// Judge a kept boot again without QEMU (a folder under <cache>/logs,
     /// named in the report as `kept`).
     Replay { dir: PathBuf },
+    /// Reports of runs.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Join the reports (.json) or JUnit files (.xml) of shards into one;
+    /// a trial or kernel in two of them is an error.
+    Merge {
+        /// The merged file (.json or .xml, like the inputs).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// The shards' files.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,6 +108,12 @@ struct RunCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Decided before anything runs: a usage error of `run --bisect` must
+    // abort a `git bisect run`, not count as a bad commit.
+    let mode = match &cli.command {
+        Command::Run(run) => run.opts.mode(),
+        _ => exit::Mode::Normal,
+    };
     let result = match cli.command {
         Command::Run(run) => run_cmd::run(run.opts, run.test),
         Command::Fetch {
@@ -105,13 +131,16 @@ fn main() -> ExitCode {
         } => build_cmd::kernel_build(*args),
         Command::Matrix(args) => matrix_cmd::matrix(*args),
         Command::Replay { dir } => replay_cmd::replay_cmd(&dir),
+        Command::Report {
+            command: ReportCommand::Merge { out, inputs },
+        } => report_cmd::merge(&out, &inputs),
     };
-    result.unwrap_or_else(failed)
+    result.unwrap_or_else(|e| failed(mode, e))
 }
 
 /// Prints an error and gives its status; a stop request outranks any
 /// error (the highest row of the table wins).
-fn failed(e: exit::Classified) -> ExitCode {
+fn failed(mode: exit::Mode, e: exit::Classified) -> ExitCode {
     use btfvm::support::interrupt;
     let sig = exit::interrupting(e.class, interrupt::requested());
     // Library errors carry their causes in their own message; `{:#}`
@@ -125,5 +154,5 @@ fn failed(e: exit::Classified) -> ExitCode {
         ),
         None => say!("btfvm: error: {}", e.error),
     }
-    ExitCode::from(sig.map_or_else(|| exit::for_class(e.class), exit::for_signal))
+    ExitCode::from(sig.map_or_else(|| exit::for_class(mode, e.class), exit::for_signal))
 }

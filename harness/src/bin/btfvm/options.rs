@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use btfvm::inputs::{input_dir, DirOrigin, InputDir};
+use btfvm::run::partition::Partition;
 use btfvm::run::select::KernelRequest;
 use btfvm::run::settings::{RunConfig, TimeoutSettings};
 use btfvm::vm::AccelChoice;
@@ -62,6 +63,48 @@ pub struct RunOptions {
     /// Where kept boots go (console log, transcript; default: <cache>/logs).
     #[arg(long, value_name = "DIR")]
     pub logs: Option<PathBuf>,
+    /// Write a JUnit XML report here too (a testsuite per kernel).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Boot again, up to N times, for the scenarios that failed; a pass on
+    /// a retry is reported as flaky, not as passed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// Run only this shard of the kernels: hash:M/N (stable as kernels are
+    /// added) or count:M/N (even). A kernel is never in two shards.
+    #[arg(long, value_name = "SCHEME:M/N", value_parser = partition)]
+    pub partition: Option<Partition>,
+    /// Exit statuses for `git bisect run`: 0 good, 1 bad, 125 skip (the
+    /// kernel did not build or never reached the agent), 128+ abort.
+    #[arg(long)]
+    pub bisect: bool,
+    /// With --bisect: what a kernel that does not build or boot counts as.
+    #[arg(long, value_name = "skip|bad", default_value = "skip", value_parser = boot_failure, requires = "bisect")]
+    pub boot_failure: BootFailure,
+    /// One trial per kernel (all its scenarios), for runners that start a
+    /// process per trial, such as cargo-nextest; the report keeps every
+    /// scenario.
+    #[arg(long)]
+    pub per_kernel: bool,
+}
+
+fn partition(s: &str) -> Result<Partition, String> {
+    s.parse()
+}
+
+/// What an untestable commit counts as in bisect mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootFailure {
+    Skip,
+    Bad,
+}
+
+fn boot_failure(s: &str) -> Result<BootFailure, String> {
+    match s {
+        "skip" => Ok(BootFailure::Skip),
+        "bad" => Ok(BootFailure::Bad),
+        _ => Err(format!("{s:?}: expected skip or bad")),
+    }
 }
 
 fn accel(s: &str) -> Result<AccelChoice, String> {
@@ -149,6 +192,18 @@ impl RunOptions {
             memory_mib: self.memory,
             qemu: self.qemu.clone(),
             logs: self.logs.clone(),
+            retries: self.retries,
+        }
+    }
+
+    /// Which exit-status table applies.
+    pub fn mode(&self) -> crate::exit::Mode {
+        if self.bisect {
+            crate::exit::Mode::Bisect {
+                boot_failure_bad: self.boot_failure == BootFailure::Bad,
+            }
+        } else {
+            crate::exit::Mode::Normal
         }
     }
 }

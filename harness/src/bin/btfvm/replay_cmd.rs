@@ -25,12 +25,19 @@ pub fn replay_cmd(dir: &Path) -> CmdResult {
         let t = trial_name(&r.meta.kernel, name);
         match &res.outcome {
             TrialOutcome::Passed => println!("test {t} ... ok"),
+            TrialOutcome::Flaky { attempts, .. } => {
+                println!("test {t} ... ok (flaky: passed on attempt {attempts})")
+            }
             TrialOutcome::Ignored { reason } => println!("test {t} ... ignored, {reason}"),
             TrialOutcome::Failed { kind, message } => {
                 println!("test {t} ... FAILED ({kind:?})\n---- {t} ----\n{message}")
             }
         }
     }
-    let status = exit::for_run(r.results.values().map(|r| &r.outcome), None);
+    let status = exit::for_run(
+        exit::Mode::Normal,
+        r.results.values().map(|r| &r.outcome),
+        None,
+    );
     Ok(ExitCode::from(status))
 }

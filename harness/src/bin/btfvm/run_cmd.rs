@@ -12,7 +12,7 @@ use btfvm::report::{write_report, Report};
 use btfvm::run::events::EventSink;
 use btfvm::run::select::{select, SelectedKernel};
 use btfvm::run::settings::RunSettings;
-use btfvm::run::suite::Suite;
+use btfvm::run::suite::{Grouping, Suite};
 use btfvm::support::interrupt;
 use libtest_mimic::Arguments;
 
@@ -28,12 +28,44 @@ pub fn run(opts: RunOptions, args: Arguments) -> CmdResult {
         ("scenarios", &opts.scenarios_dir()),
         ("kernel specs", &opts.kernels_dir()),
     ]);
-    let (scenarios, kernels) = load_inputs(&opts)?;
-    let suite = run_suite(scenarios, kernels, &opts, &args)?;
-    if let Some(path) = &opts.report {
-        save_report(&Report::of(&suite), path);
+    if let Some(path) = &opts.junit {
+        btfvm::report::check_target(path).map_err(Classified::input)?;
     }
-    Ok(conclude(&suite))
+    let (scenarios, mut kernels) = load_inputs(&opts)?;
+    if let Some(p) = opts.partition {
+        kernels = p.select(kernels, |k| k.spec.name.as_str());
+    }
+    let suite = run_suite(scenarios, kernels, &opts, &args)?;
+    write_outputs(&opts, &Report::of(&suite));
+    Ok(conclude(&suite, opts.mode()))
+}
+
+/// The report, the JUnit file and GitHub's step summary, as asked.
+pub fn write_outputs(opts: &RunOptions, report: &Report) {
+    if let Some(path) = &opts.report {
+        save_report(report, path);
+    }
+    if let Some(path) = &opts.junit {
+        match btfvm::report::junit::to_xml(report) {
+            Ok(xml) => save(path, xml.as_bytes(), "JUnit report"),
+            Err(e) => crate::say!("btfvm: warning: cannot make the JUnit report: {e}"),
+        }
+    }
+    // GitHub Actions shows this file on the run's page.
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let md = btfvm::report::summary::markdown(report);
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, md.as_bytes()));
+        if let Err(e) = appended {
+            crate::say!(
+                "btfvm: warning: cannot write the step summary {}: {e}",
+                Path::new(&path).display()
+            );
+        }
+    }
 }
 
 /// The scenarios and the kernels. A mistake in any file of the two
@@ -47,10 +79,26 @@ fn load_inputs(opts: &RunOptions) -> Result<(Vec<Scenario>, Vec<SelectedKernel>)
 }
 
 /// A filter may select nothing; a run without one that selects nothing
-/// would pass having tested nothing.
-fn check_selection(suite: &Suite, args: &Arguments, scenarios: usize) -> Result<(), Classified> {
-    let filtered = args.filter.is_some() || !args.skip.is_empty() || args.ignored;
-    if suite.selected() == 0 && !filtered && !args.list {
+/// would pass having tested nothing. Under `git bisect run` neither may:
+/// a mistyped filter would mark every commit good.
+fn check_selection(
+    suite: &Suite,
+    args: &Arguments,
+    scenarios: usize,
+    opts: &RunOptions,
+) -> Result<(), Classified> {
+    if suite.selected() > 0 || args.list {
+        return Ok(());
+    }
+    if opts.bisect {
+        return Err(Classified::input(anyhow::anyhow!(
+            "nothing to run: the filter selects none of the trials, and in bisect mode \
+             that would call the commit good; `btfvm run --list` shows their names"
+        )));
+    }
+    let filtered =
+        args.filter.is_some() || !args.skip.is_empty() || args.ignored || opts.partition.is_some();
+    if !filtered {
         return Err(Classified::input(anyhow::anyhow!(
             "nothing to run: {scenarios} scenario(s) on the selected kernel(s) make no trial"
         )));
@@ -69,14 +117,20 @@ pub fn run_suite(
     let events: Arc<EventSink> = Arc::new(move |e| renderer.event(e));
     let cfg = opts.run_config();
     let count = scenarios.len();
+    let grouping = if opts.per_kernel {
+        Grouping::PerKernel
+    } else {
+        Grouping::PerScenario
+    };
     let suite = Suite::new(
         scenarios,
         kernels,
         args,
+        grouping,
         Box::new(move || RunSettings::prepare(&cfg)),
         events,
     );
-    check_selection(&suite, args, count)?;
+    check_selection(&suite, args, count, opts)?;
     interrupt::install();
     let _ = libtest_mimic::run(args, suite.trials());
     Ok(suite)
@@ -85,22 +139,26 @@ pub fn run_suite(
 /// A report that cannot be written must not hide the trials' verdict
 /// behind another status: it is a warning.
 pub fn save_report(report: &Report, path: &Path) {
-    match write_report(path, &report.to_json()) {
+    save(path, &report.to_json(), "report");
+}
+
+fn save(path: &Path, bytes: &[u8], what: &str) {
+    match write_report(path, bytes) {
         Ok(()) if path != Path::new("-") => {
-            crate::say!("btfvm: report written to {}", path.display())
+            crate::say!("btfvm: {what} written to {}", path.display())
         }
         Ok(()) => {}
         Err(e) => crate::say!("btfvm: warning: {e}"),
     }
 }
 
-pub fn conclude(suite: &Suite) -> ExitCode {
+pub fn conclude(suite: &Suite, mode: exit::Mode) -> ExitCode {
     let sig = interrupt::requested();
     if let Some(sig) = sig {
         crate::say!("btfvm: interrupted by {}", interrupt::signal_name(sig));
     }
     let trials = suite.trial_records();
-    ExitCode::from(exit::for_run(trials.iter().map(|t| &t.outcome), sig))
+    ExitCode::from(exit::for_run(mode, trials.iter().map(|t| &t.outcome), sig))
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ fn load_with_specs(specs: &[(&str, &str)], fifo: Option<&str>) -> (u8, String) {
             assert_eq!(c.class, ErrorClass::Input, "{:#}", c.error);
             let text = format!("{:#}", c.error).replace(&format!("{}/", k.display()), "");
             let first = text.lines().next().unwrap_or_default().to_string();
-            (exit::for_class(c.class), first)
+            (exit::for_class(exit::Mode::Normal, c.class), first)
         }
     }
 }

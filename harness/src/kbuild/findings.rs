@@ -78,6 +78,18 @@ pub fn diagnose(log: &str) -> Option<Finding> {
     })
 }
 
+/// The first line where gcc (or ld, or make's own check) reports an error.
+pub fn first_error(log: &str) -> Option<String> {
+    log.lines()
+        .map(str::trim)
+        .find(|l| {
+            l.contains(": error: ")
+                || l.contains(": fatal error: ")
+                || l.contains(": undefined reference to")
+        })
+        .map(|l| l.chars().take(300).collect())
+}
+
 /// A failure that says nothing about the build itself and must not be
 /// remembered as its result.
 pub fn is_transient(f: &Finding) -> bool {
@@ -98,6 +110,10 @@ mod tests {
         assert_eq!(f.workarounds, ["dwarf4", "asm-nodebug"]);
         assert!(f.evidence.starts_with("Unsupported DW_TAG"), "{f:?}");
         assert!(diagnose("all fine\n").is_none());
+        assert_eq!(
+            first_error("  CC a.o\nb.c:3:9: error: expected ';'\nc.c:1:1: error: z\n").as_deref(),
+            Some("b.c:3:9: error: expected ';'")
+        );
         let full = diagnose("cp: write error: No space left on device").unwrap();
         assert!(is_transient(&full));
     }

@@ -102,6 +102,10 @@ pub struct BuildFailure {
     #[serde(default)]
     pub dropped: Vec<DroppedOption>,
     pub finding: Option<Finding>,
+    /// The first compiler error in the whole log: with make -j the last
+    /// lines often show only the jobs that finished after it.
+    #[serde(default)]
+    pub first_error: Option<String>,
     pub pahole: Option<String>,
     pub log: Option<PathBuf>,
     pub failed_at_unix: u64,
@@ -113,6 +117,26 @@ pub struct BuildFailure {
     pub transient: bool,
 }
 
+impl BuildFailure {
+    /// The one line that says why: the known cause, else the compiler's
+    /// or make's first error line, else the message's first line.
+    pub fn headline(&self) -> String {
+        if let Some(f) = &self.finding {
+            return f.cause.clone();
+        }
+        if let Some(e) = &self.first_error {
+            return e.clone();
+        }
+        let lines = || self.message.lines().map(str::trim);
+        lines()
+            .find(|l| l.contains(" error: ") || l.contains(": error:"))
+            .or_else(|| lines().find(|l| l.contains("Error ") || l.contains("error:")))
+            .or_else(|| lines().next())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
 impl std::fmt::Display for BuildFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -120,6 +144,9 @@ impl std::fmt::Display for BuildFailure {
             "kernel build failed at the {} stage: {}",
             self.stage, self.message
         )?;
+        if let Some(e) = &self.first_error {
+            write!(f, "\nfirst error: {e}")?;
+        }
         if let Some(fi) = &self.finding {
             write!(f, "\ncause: {} (log: {:?})", fi.cause, fi.evidence)?;
             if !fi.workarounds.is_empty() {
@@ -164,4 +191,44 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError
 /// treated as absent and rebuilt.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_headline_is_the_compilers_error() {
+        let f = BuildFailure {
+            schema: SCHEMA,
+            key: "k".into(),
+            spec: "s".into(),
+            stage: Stage::Make,
+            // As a failed make leaves it (measured on the bisect test's
+            // unbuildable commit).
+            message: "`make -C t O=o bzImage modules` failed (exit status: 2); last lines:\n    \
+                      CC      kernel/bpf/btf.o\n    \
+                      kernel/bpf/btf.c:7104:43: error: expected expression before '}' token\n    \
+                      make[3]: *** [scripts/Makefile.build:250: kernel/bpf/btf.o] Error 1"
+                .into(),
+            dropped: Vec::new(),
+            finding: None,
+            first_error: None,
+            pahole: None,
+            log: None,
+            failed_at_unix: 0,
+            cached: false,
+            transient: false,
+        };
+        assert_eq!(
+            f.headline(),
+            "kernel/bpf/btf.c:7104:43: error: expected expression before '}' token"
+        );
+        // The log's first error wins over the last lines.
+        let f = BuildFailure {
+            first_error: Some("a.c:1:1: error: x".into()),
+            ..f
+        };
+        assert_eq!(f.headline(), "a.c:1:1: error: x");
+    }
 }

@@ -14,6 +14,7 @@ pub mod make;
 pub mod meta;
 pub mod pahole;
 mod pipeline;
+pub mod probe;
 pub mod source;
 pub mod testmod;
 
@@ -65,6 +66,9 @@ pub enum BuildError {
     MissingTool { what: String, hint: String },
     #[error("{0}")]
     Failed(Box<BuildFailure>),
+    /// `make olddefconfig` on a candidate .config (a config bisect).
+    #[error("{0}")]
+    Kconfig(make::MakeError),
     /// Stopped on a stop request: says nothing about the inputs, so
     /// nothing is remembered.
     #[error(transparent)]
@@ -84,6 +88,11 @@ impl BuildError {
             BuildError::Cache(e) => e.class(),
             BuildError::Interrupted(i) => i.class(),
             BuildError::MissingTool { .. } => ErrorClass::Environment,
+            BuildError::Kconfig(make::MakeError::Failed {
+                signalled: false, ..
+            }) => ErrorClass::Kernel,
+            BuildError::Kconfig(make::MakeError::Interrupted(i)) => i.class(),
+            BuildError::Kconfig(_) => ErrorClass::Environment,
         }
     }
 }

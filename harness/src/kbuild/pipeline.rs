@@ -29,6 +29,7 @@ pub(super) fn failure(inputs: &Inputs, stage: Stage, message: String) -> BuildFa
         message,
         dropped: Vec::new(),
         finding: None,
+        first_error: None,
         pahole: Some(inputs.pahole.description.clone()),
         log: None,
         failed_at_unix: meta::now_unix(),
@@ -55,9 +56,9 @@ fn make_failure(inputs: &Inputs, stage: Stage, e: MakeError, log: &Path) -> Buil
             let quoted = &tail[tail.len().saturating_sub(QUOTED_TAIL)..];
             f.message
                 .push_str(&format!("; last lines:\n    {}", quoted.join("\n    ")));
-            f.finding = fs::read_to_string(log)
-                .ok()
-                .and_then(|t| findings::diagnose(&t));
+            let text = fs::read_to_string(log).unwrap_or_default();
+            f.finding = findings::diagnose(&text);
+            f.first_error = findings::first_error(&text);
             f.transient = signalled || f.finding.as_ref().is_some_and(findings::is_transient);
         }
         // The machine, not the inputs: do not remember it.

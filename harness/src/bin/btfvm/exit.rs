@@ -18,7 +18,7 @@
 //! | status | meaning for git bisect |
 //! |---|---|
 //! | 0 | good: every selected trial passed |
-//! | 1 | bad: a selected trial failed on a kernel that booted (a flaky pass counts as a failure) |
+//! | 1 | bad: a selected trial failed on a kernel that booted, passed only on a retry (flaky), or was ignored (the kernel lost what the scenario requires) |
 //! | 125 | skip: the commit cannot be tested, its kernel build failed for a reason in the tree or the kernel never reached the agent (`--boot-failure bad` makes this 1) |
 //! | 128 | abort: bad usage or input |
 //! | 200 | abort: the environment |
@@ -26,6 +26,7 @@
 
 use std::process::ExitCode;
 
+use btfvm::bisect::Verdict;
 use btfvm::run::outcome::{FailureKind, TrialOutcome};
 use btfvm::support::ErrorClass;
 
@@ -103,28 +104,57 @@ pub fn for_signal(sig: i32) -> u8 {
     (128 + sig).clamp(0, 255) as u8
 }
 
-/// How strongly a failure speaks, highest first: the rank decides which
-/// of several failures sets the status.
-fn rank(mode: Mode, kind: FailureKind) -> (u8, u8) {
-    match mode {
-        Mode::Normal => {
-            let status = match kind {
-                FailureKind::Environment => ENVIRONMENT,
-                FailureKind::Input => USAGE,
-                _ => FAILED,
-            };
-            (status, status)
-        }
-        // A broken host or input stops the bisection; a failure on a
-        // kernel that booted is a verdict, which outweighs "could not test
-        // this one" from another trial.
-        Mode::Bisect { boot_failure_bad } => match kind {
-            FailureKind::Environment | FailureKind::NotRun => (4, BISECT_ENVIRONMENT),
-            FailureKind::Input => (3, BISECT_USAGE),
-            FailureKind::Check | FailureKind::Prepare => (2, FAILED),
-            FailureKind::NoAgent | FailureKind::Kernel if boot_failure_bad => (2, FAILED),
-            FailureKind::NoAgent | FailureKind::Kernel => (1, SKIP),
-        },
+/// How strongly a failure speaks in the normal table: the highest status.
+fn normal_status(kind: FailureKind) -> u8 {
+    match kind {
+        FailureKind::Environment => ENVIRONMENT,
+        FailureKind::Input => USAGE,
+        _ => FAILED,
+    }
+}
+
+/// What a bisect makes of one trial, and how strongly it speaks: a broken
+/// host or input stops the bisection; a failure on a kernel that booted is
+/// a verdict, which outweighs "could not test this one" from another trial.
+fn bisect_call(
+    boot_failure_bad: bool,
+    o: &TrialOutcome,
+) -> Option<(u8, Result<Verdict, ErrorClass>)> {
+    match o {
+        TrialOutcome::Passed => None,
+        TrialOutcome::Failed { kind, .. } => Some(match kind {
+            FailureKind::Environment | FailureKind::NotRun => (4, Err(ErrorClass::Environment)),
+            FailureKind::Input => (3, Err(ErrorClass::Input)),
+            FailureKind::Check | FailureKind::Prepare => (2, Ok(Verdict::Bad)),
+            FailureKind::NoAgent | FailureKind::Kernel if boot_failure_bad => (2, Ok(Verdict::Bad)),
+            FailureKind::NoAgent | FailureKind::Kernel => (1, Ok(Verdict::Skip)),
+        }),
+        // A pass on retry is a failure to a bisect: retries never turn
+        // bad into good (that is what --tries is for).
+        TrialOutcome::Flaky { .. } => Some((2, Ok(Verdict::Bad))),
+        // The commit lost what the scenario requires (Kconfig dropped the
+        // option, say): that is a change of behaviour, never a pass.
+        TrialOutcome::Ignored { .. } => Some((2, Ok(Verdict::Bad))),
+    }
+}
+
+/// A run's verdict for a bisect and the index of the trial that decided
+/// it (None: every trial passed); or the class of an error that must stop
+/// the bisection. `for_run`'s bisect table is this.
+pub fn bisect_verdict<'a>(
+    boot_failure_bad: bool,
+    outcomes: impl IntoIterator<Item = &'a TrialOutcome>,
+) -> Result<(Verdict, Option<usize>), (ErrorClass, usize)> {
+    let decided = outcomes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, o)| bisect_call(boot_failure_bad, o).map(|(rank, c)| (rank, i, c)))
+        // The first trial of the highest rank.
+        .min_by_key(|(rank, i, _)| (std::cmp::Reverse(*rank), *i));
+    match decided {
+        None => Ok((Verdict::Good, None)),
+        Some((_, i, Ok(v))) => Ok((v, Some(i))),
+        Some((_, i, Err(class))) => Err((class, i)),
     }
 }
 
@@ -137,18 +167,22 @@ pub fn for_run<'a>(
     if let Some(sig) = interrupted {
         return for_signal(sig);
     }
-    outcomes
-        .into_iter()
-        .filter_map(|o| match o {
-            TrialOutcome::Failed { kind, .. } => Some(rank(mode, *kind)),
-            // A pass on retry is a failure to a bisect: retries never turn
-            // bad into good (that is what --tries is for).
-            TrialOutcome::Flaky { .. } if mode != Mode::Normal => Some((2, FAILED)),
-            _ => None,
-        })
-        .max()
-        .map(|(_, status)| status)
-        .unwrap_or(0)
+    match mode {
+        Mode::Normal => outcomes
+            .into_iter()
+            .filter_map(|o| match o {
+                TrialOutcome::Failed { kind, .. } => Some(normal_status(*kind)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0),
+        Mode::Bisect { boot_failure_bad } => match bisect_verdict(boot_failure_bad, outcomes) {
+            Ok((Verdict::Good, _)) => 0,
+            Ok((Verdict::Bad, _)) => FAILED,
+            Ok((Verdict::Skip, _)) => SKIP,
+            Err((class, _)) => for_class(mode, class),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -245,7 +279,24 @@ mod tests {
             attempts: 2,
         };
         assert_eq!(for_run(skip, [&flaky], None), 1);
+        let ignored = TrialOutcome::Ignored {
+            reason: "requires CONFIG_DEBUG_INFO_BTF_MODULES=y".into(),
+        };
+        assert_eq!(for_run(skip, [&TrialOutcome::Passed, &ignored], None), 1);
         assert_eq!(for_run(skip, [&check], Some(libc::SIGINT)), 130);
+        // The deciding trial is the first of the strongest.
+        assert_eq!(
+            bisect_verdict(false, [&build, &check, &flaky]),
+            Ok((Verdict::Bad, Some(1)))
+        );
+        assert_eq!(
+            bisect_verdict(false, [&TrialOutcome::Passed]),
+            Ok((Verdict::Good, None))
+        );
+        assert_eq!(
+            bisect_verdict(false, [&check, &failed(FailureKind::Input)]),
+            Err((ErrorClass::Input, 1))
+        );
         assert_eq!(for_class(skip, ErrorClass::Kernel), 125);
         assert_eq!(for_class(bad, ErrorClass::Kernel), 1);
         assert_eq!(for_class(skip, ErrorClass::Input), 128);

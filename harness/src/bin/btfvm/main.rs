@@ -18,6 +18,11 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+mod bisect_cmd;
+mod bisect_commits;
+mod bisect_config;
+mod bisect_list;
+mod bisect_step;
 mod build_cmd;
 mod exit;
 mod fetch_cmd;
@@ -67,6 +72,11 @@ enum Command {
     /// Build the kernels with each pahole, run the suite on each build, and
     /// print and write the table pahole x kernel.
     Matrix(Box<matrix_cmd::MatrixArgs>),
+    /// Find where the verdict flips: the first bad commit of a kernel tree
+    /// (git bisect in a worktree of btfvm's own), the first flip along a
+    /// list of kernels or paholes, or the smallest set of options between
+    /// two .configs. Exit 0 with an answer, 1 without one.
+    Bisect(Box<bisect_cmd::BisectArgs>),
     /// Judge a kept boot again without QEMU (a folder under <cache>/logs,
     /// named in the report as `kept`).
     Replay { dir: PathBuf },
@@ -130,6 +140,7 @@ fn main() -> ExitCode {
             command: KernelCommand::Build(args),
         } => build_cmd::kernel_build(*args),
         Command::Matrix(args) => matrix_cmd::matrix(*args),
+        Command::Bisect(args) => bisect_cmd::bisect(*args),
         Command::Replay { dir } => replay_cmd::replay_cmd(&dir),
         Command::Report {
             command: ReportCommand::Merge { out, inputs },

@@ -92,7 +92,7 @@ fn build_cells(
     cache: &Cache,
 ) -> (Vec<Cell>, Vec<KernelSpec>) {
     let opts = BuildOptions {
-        mirror: args.run.debian_mirror.clone(),
+        mirror: args.run.vm.debian_mirror.clone(),
         rebuild: args.rebuild,
         jobs: None,
     };
@@ -190,7 +190,13 @@ fn run_cells(
         })
         .collect();
     let test_args = libtest_mimic::Arguments::default();
-    let suite = crate::run_cmd::run_suite(scenarios, kernels, &args.run, &test_args)?;
+    let suite = crate::run_cmd::run_suite(
+        scenarios,
+        kernels,
+        args.run.run_config(),
+        crate::run_cmd::SuiteMode::default(),
+        &test_args,
+    )?;
     let report = Report::of(&suite);
     let path = args
         .run

@@ -10,29 +10,13 @@ use btfvm::run::select::KernelRequest;
 use btfvm::run::settings::{RunConfig, TimeoutSettings};
 use btfvm::vm::AccelChoice;
 
+/// How the VMs run and where the inputs are: shared by `run`, `matrix`
+/// and `bisect`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RunOptions {
-    /// Kernel to run on; repeatable. A spec name from kernels/ (bookworm),
-    /// debian:<suite>[:<package>], build:<tree>[,...], or a path to a
-    /// vmlinuz. Default: the spec marked `default: true`.
-    #[arg(long = "kernel", value_name = "KERNEL")]
-    pub kernels: Vec<String>,
-    /// Run on every spec in kernels/.
-    #[arg(long, conflicts_with = "kernels")]
-    pub all_kernels: bool,
-    /// lib/modules/<kver> tree of the one kernel given by path.
-    #[arg(long, value_name = "DIR")]
-    pub modules: Option<PathBuf>,
-    /// Kernel .config of the one kernel given by path (default:
-    /// config-<kver> next to it).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+pub struct VmOptions {
     /// Debian mirror URI (default: read from the host's apt sources).
     #[arg(long, env = "BTFVM_DEBIAN_MIRROR", value_name = "URI")]
     pub debian_mirror: Option<String>,
-    /// Write a JSON report of every trial here (`-`: stdout).
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
     /// Accelerator: auto uses KVM only when a probe guest runs under it.
     #[arg(long, default_value = "auto", env = "BTFVM_ACCEL", value_parser = accel)]
     pub accel: AccelChoice,
@@ -63,6 +47,30 @@ pub struct RunOptions {
     /// Where kept boots go (console log, transcript; default: <cache>/logs).
     #[arg(long, value_name = "DIR")]
     pub logs: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunOptions {
+    /// Kernel to run on; repeatable. A spec name from kernels/ (bookworm),
+    /// debian:<suite>[:<package>], build:<tree>[,...], or a path to a
+    /// vmlinuz. Default: the spec marked `default: true`.
+    #[arg(long = "kernel", value_name = "KERNEL")]
+    pub kernels: Vec<String>,
+    /// Run on every spec in kernels/.
+    #[arg(long, conflicts_with = "kernels")]
+    pub all_kernels: bool,
+    /// lib/modules/<kver> tree of the one kernel given by path.
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// Kernel .config of the one kernel given by path (default:
+    /// config-<kver> next to it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write a JSON report of every trial here (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub vm: VmOptions,
     /// Write a JUnit XML report here too (a testsuite per kernel).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -99,7 +107,7 @@ pub enum BootFailure {
     Bad,
 }
 
-fn boot_failure(s: &str) -> Result<BootFailure, String> {
+pub fn boot_failure(s: &str) -> Result<BootFailure, String> {
     match s {
         "skip" => Ok(BootFailure::Skip),
         "bad" => Ok(BootFailure::Bad),
@@ -159,7 +167,7 @@ fn host_memory_mib() -> Option<u64> {
     Some(kb / 1024)
 }
 
-impl RunOptions {
+impl VmOptions {
     pub fn scenarios_dir(&self) -> InputDir {
         input_dir("scenarios", self.scenarios.as_deref())
     }
@@ -168,17 +176,7 @@ impl RunOptions {
         input_dir("kernels", self.kernels_dir.as_deref())
     }
 
-    pub fn kernel_request(&self) -> KernelRequest {
-        KernelRequest {
-            words: self.kernels.clone(),
-            all: self.all_kernels,
-            modules: self.modules.clone(),
-            config: self.config.clone(),
-            fragments_dir: self.kernels_dir().path.join("fragments"),
-        }
-    }
-
-    pub fn run_config(&self) -> RunConfig {
+    pub fn run_config(&self, retries: u32) -> RunConfig {
         let secs = |v: Option<u64>| v.map(Duration::from_secs);
         RunConfig {
             mirror: self.debian_mirror.clone(),
@@ -192,8 +190,32 @@ impl RunOptions {
             memory_mib: self.memory,
             qemu: self.qemu.clone(),
             logs: self.logs.clone(),
-            retries: self.retries,
+            retries,
         }
+    }
+}
+
+impl RunOptions {
+    pub fn scenarios_dir(&self) -> InputDir {
+        self.vm.scenarios_dir()
+    }
+
+    pub fn kernels_dir(&self) -> InputDir {
+        self.vm.kernels_dir()
+    }
+
+    pub fn kernel_request(&self) -> KernelRequest {
+        KernelRequest {
+            words: self.kernels.clone(),
+            all: self.all_kernels,
+            modules: self.modules.clone(),
+            config: self.config.clone(),
+            fragments_dir: self.kernels_dir().path.join("fragments"),
+        }
+    }
+
+    pub fn run_config(&self) -> RunConfig {
+        self.vm.run_config(self.retries)
     }
 
     /// Which exit-status table applies.

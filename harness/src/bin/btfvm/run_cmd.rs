@@ -11,7 +11,7 @@ use btfvm::inputs::{kernelspec, scenario};
 use btfvm::report::{write_report, Report};
 use btfvm::run::events::EventSink;
 use btfvm::run::select::{select, SelectedKernel};
-use btfvm::run::settings::RunSettings;
+use btfvm::run::settings::{RunConfig, RunSettings};
 use btfvm::run::suite::{Grouping, Suite};
 use btfvm::support::interrupt;
 use libtest_mimic::Arguments;
@@ -35,7 +35,13 @@ pub fn run(opts: RunOptions, args: Arguments) -> CmdResult {
     if let Some(p) = opts.partition {
         kernels = p.select(kernels, |k| k.spec.name.as_str());
     }
-    let suite = run_suite(scenarios, kernels, &opts, &args)?;
+    let suite = run_suite(
+        scenarios,
+        kernels,
+        opts.run_config(),
+        SuiteMode::of(&opts),
+        &args,
+    )?;
     write_outputs(&opts, &Report::of(&suite));
     Ok(conclude(&suite, opts.mode()))
 }
@@ -78,6 +84,27 @@ fn load_inputs(opts: &RunOptions) -> Result<(Vec<Scenario>, Vec<SelectedKernel>)
     Ok((scenarios, kernels))
 }
 
+/// How a suite is run: what `run_suite` needs beyond the VM settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SuiteMode {
+    /// One trial per kernel (`--per-kernel`).
+    pub per_kernel: bool,
+    /// Selecting nothing is an error even with a filter.
+    pub bisect: bool,
+    /// A shard may hold no kernel.
+    pub partitioned: bool,
+}
+
+impl SuiteMode {
+    pub fn of(opts: &RunOptions) -> SuiteMode {
+        SuiteMode {
+            per_kernel: opts.per_kernel,
+            bisect: opts.bisect,
+            partitioned: opts.partition.is_some(),
+        }
+    }
+}
+
 /// A filter may select nothing; a run without one that selects nothing
 /// would pass having tested nothing. Under `git bisect run` neither may:
 /// a mistyped filter would mark every commit good.
@@ -85,19 +112,19 @@ fn check_selection(
     suite: &Suite,
     args: &Arguments,
     scenarios: usize,
-    opts: &RunOptions,
+    mode: SuiteMode,
 ) -> Result<(), Classified> {
     if suite.selected() > 0 || args.list {
         return Ok(());
     }
-    if opts.bisect {
+    if mode.bisect {
         return Err(Classified::input(anyhow::anyhow!(
             "nothing to run: the filter selects none of the trials, and in bisect mode \
              that would call the commit good; `btfvm run --list` shows their names"
         )));
     }
     let filtered =
-        args.filter.is_some() || !args.skip.is_empty() || args.ignored || opts.partition.is_some();
+        args.filter.is_some() || !args.skip.is_empty() || args.ignored || mode.partitioned;
     if !filtered {
         return Err(Classified::input(anyhow::anyhow!(
             "nothing to run: {scenarios} scenario(s) on the selected kernel(s) make no trial"
@@ -110,14 +137,14 @@ fn check_selection(
 pub fn run_suite(
     scenarios: Vec<Scenario>,
     kernels: Vec<SelectedKernel>,
-    opts: &RunOptions,
+    cfg: RunConfig,
+    mode: SuiteMode,
     args: &Arguments,
 ) -> Result<Arc<Suite>, Classified> {
     let renderer = Renderer::default();
     let events: Arc<EventSink> = Arc::new(move |e| renderer.event(e));
-    let cfg = opts.run_config();
     let count = scenarios.len();
-    let grouping = if opts.per_kernel {
+    let grouping = if mode.per_kernel {
         Grouping::PerKernel
     } else {
         Grouping::PerScenario
@@ -130,7 +157,7 @@ pub fn run_suite(
         Box::new(move || RunSettings::prepare(&cfg)),
         events,
     );
-    check_selection(&suite, args, count, opts)?;
+    check_selection(&suite, args, count, mode)?;
     interrupt::install();
     let _ = libtest_mimic::run(args, suite.trials());
     Ok(suite)

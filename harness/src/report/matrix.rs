@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::inputs::kernelspec::KernelSpec;
 use crate::inputs::source::KernelSource;
@@ -28,8 +28,12 @@ pub const DEFAULT_PAHOLES: [&str; 5] = [
 const OPTION: &str = "CONFIG_DEBUG_INFO_BTF_MODULES";
 
 /// One row of the table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
+    /// The row's place in the whole (unsharded) table, from 1; a variant
+    /// shares its build's.
+    #[serde(default)]
+    pub position: usize,
     pub pahole: String,
     pub pahole_version: Option<String>,
     pub kernel: String,
@@ -84,6 +88,7 @@ impl Cell {
             .and_then(|w| w.get(OPTION).map(|(v, _)| v.clone()))
             .unwrap_or_else(|| "(default)".into());
         Cell {
+            position: 0,
             pahole: pahole.to_string(),
             pahole_version: None,
             kernel,

@@ -3,6 +3,7 @@
 //! or kernel in two shards is an error: shards never share a boot, so two
 //! records of one trial mean the inputs were not shards of one run.
 
+use super::matrix::Cell;
 use super::{Report, Summary, SCHEMA};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub enum MergeError {
     TwoKernels { name: String },
     #[error("JUnit test suite {name} is in two of the files: they are not shards of one run")]
     TwoSuites { name: String },
+    #[error("matrix row {name} is in two of the shards: they are not shards of one matrix")]
+    TwoCells { name: String },
 }
 
 pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
@@ -50,6 +53,23 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
         out.accel = out.accel.or(r.accel);
     }
     out.summary = Summary::of(&out.trials);
+    Ok(out)
+}
+
+/// The matrix rows of shards, in the order of the unsharded table.
+pub fn merge_cells(shards: Vec<Vec<Cell>>) -> Result<Vec<Cell>, MergeError> {
+    let mut out: Vec<Cell> = Vec::new();
+    for c in shards.into_iter().flatten() {
+        if out.iter().any(|o| o.name == c.name) {
+            return Err(MergeError::TwoCells { name: c.name });
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        return Err(MergeError::Empty);
+    }
+    // Stable: a build's variants stay right after it.
+    out.sort_by_key(|c| c.position);
     Ok(out)
 }
 

@@ -23,35 +23,21 @@ use crate::bisect_cmd::{
 use crate::bisect_step::test_kernel;
 use crate::exit::{self, Classified, CmdResult};
 
-pub fn commits(a: &BisectArgs, c: &Common, tree: &Path, good: &str, bad: &str) -> CmdResult {
-    let top = Git::toplevel(tree).map_err(git_err)?;
-    let repo = Git::at(&top);
-    let good = Commit::of(&repo, repo.commit(good).map_err(git_err)?).map_err(git_err)?;
-    let bad = Commit::of(&repo, repo.commit(bad).map_err(git_err)?).map_err(git_err)?;
-    let mut parts = vec![
-        format!("tree: {}", top.display()),
-        format!("good: {}", good.sha),
-        format!("bad: {}", bad.sha),
-        format!("pahole: {}", a.pahole),
-    ];
-    parts.extend(fragment_parts(c, TreeSource::Path(top.clone()))?);
-    parts.extend(c.parts.iter().cloned());
-    let mut j = journal(
-        a,
-        c,
-        Question {
-            kind: "commits".into(),
-            parts,
-        },
-    )?;
-    // One worktree per repository, used by one bisection at a time.
+/// btfvm's worktree of the repository, locked: one per repository, used
+/// by one bisection at a time.
+fn worktree(
+    c: &Common,
+    repo: &Git,
+    top: &Path,
+    good: &Commit,
+) -> Result<(Git, btfvm::support::cache::CacheLock), Classified> {
     let wts = c
         .cache
         .subdir("bisect/worktrees")
         .map_err(Classified::env)?;
     let id = hex(&Sha256::digest(top.display().to_string().as_bytes())[..6]);
     let lock_path = wts.join(format!("{id}.lock"));
-    let _lock = c
+    let lock = c
         .cache
         .lock(&lock_path, &mut || {
             crate::say!(
@@ -69,59 +55,12 @@ pub fn commits(a: &BisectArgs, c: &Common, tree: &Path, good: &str, bad: &str) -
         );
     }
     let wt = repo.worktree(&wt_dir, &good.sha).map_err(git_err)?;
-    let ctx = step_ctx(a, c, &j)?;
-    let mut test = |commit: &Commit, _role: Role| -> Result<Tested, Classified> {
-        let (pahole, note) = c.pahole.for_tree(&wt.dir)?;
-        if let Some(n) = &note {
-            crate::say!("btfvm: bisect: {n}");
-        }
-        let spec = BuildSpec {
-            tree: TreeSource::Path(wt.dir.clone()),
-            fragments: c.fragments.clone(),
-            pahole,
-            fragments_dir: c.fragments_dir.clone(),
-        };
-        let name = format!("git-{}", commit.sha.short());
-        let kernel = SelectedKernel {
-            spec: KernelSpec::adhoc(name, KernelSource::Build(spec)),
-            resolved: None,
-        };
-        let mut t = test_kernel(&ctx, kernel)?;
-        t.pahole = note;
-        Ok(t)
-    };
-    let mut on = |e: Event<'_>| match e {
-        Event::Testing { commit, role, left } => crate::say!(
-            "btfvm: bisect: testing {} {} ({}{})",
-            commit.sha.short(),
-            commit.subject,
-            role_word(role),
-            if role == Role::Step {
-                format!("; about {left} more after it")
-            } else {
-                String::new()
-            }
-        ),
-        Event::Reused { commit, step } => crate::say!(
-            "btfvm: bisect: {} {}: {} (tested by an earlier run)",
-            commit.sha.short(),
-            commit.subject,
-            verdict_word(step.tested.verdict)
-        ),
-        Event::Tested { commit, tested } => say_tested(commit.sha.short(), tested),
-    };
-    let found = Bisection {
-        git: &wt,
-        journal: &mut j,
-        test: &mut test,
-        on: &mut on,
-    }
-    .run(&good, &bad);
-    let found = match found {
-        Ok(f) => f,
-        Err(s) => return stopped(s),
-    };
-    let (text, status, result) = match &found {
+    Ok((wt, lock))
+}
+
+/// The answer: what to print, the exit status, result.json's part.
+fn answer(found: &Found) -> (String, ExitCode, serde_json::Value) {
+    match found {
         Found::FirstBad { commit, step } => (
             format!(
                 "first bad commit: {} {}\n  {}",
@@ -149,7 +88,88 @@ pub fn commits(a: &BisectArgs, c: &Common, tree: &Path, good: &str, bad: &str) -
                 "among": commits.iter().map(|c| serde_json::json!({"commit": c.sha.0, "subject": c.subject})).collect::<Vec<_>>()
             }),
         ),
+    }
+}
+
+fn say_event(e: Event<'_>) {
+    match e {
+        Event::Testing { commit, role, left } => crate::say!(
+            "btfvm: bisect: testing {} {} ({}{})",
+            commit.sha.short(),
+            commit.subject,
+            role_word(role),
+            if role == Role::Step {
+                format!("; about {left} more after it")
+            } else {
+                String::new()
+            }
+        ),
+        Event::Reused { commit, step } => crate::say!(
+            "btfvm: bisect: {} {}: {} (tested by an earlier run)",
+            commit.sha.short(),
+            commit.subject,
+            verdict_word(step.tested.verdict)
+        ),
+        Event::Tested { commit, tested } => say_tested(commit.sha.short(), tested),
+    }
+}
+
+pub fn commits(a: &BisectArgs, c: &Common, tree: &Path, good: &str, bad: &str) -> CmdResult {
+    let top = Git::toplevel(tree).map_err(git_err)?;
+    let repo = Git::at(&top);
+    let good = Commit::of(&repo, repo.commit(good).map_err(git_err)?).map_err(git_err)?;
+    let bad = Commit::of(&repo, repo.commit(bad).map_err(git_err)?).map_err(git_err)?;
+    let mut parts = vec![
+        format!("tree: {}", top.display()),
+        format!("good: {}", good.sha),
+        format!("bad: {}", bad.sha),
+        format!("pahole: {}", a.pahole),
+    ];
+    parts.extend(fragment_parts(c, TreeSource::Path(top.clone()))?);
+    parts.extend(c.parts.iter().cloned());
+    let mut j = journal(
+        a,
+        c,
+        Question {
+            kind: "commits".into(),
+            parts,
+        },
+    )?;
+    let (wt, _lock) = worktree(c, &repo, &top, &good)?;
+    let ctx = step_ctx(a, c, &j)?;
+    let mut test = |commit: &Commit, _role: Role| -> Result<Tested, Classified> {
+        let (pahole, note) = c.pahole.for_tree(&wt.dir)?;
+        if let Some(n) = &note {
+            crate::say!("btfvm: bisect: {n}");
+        }
+        let spec = BuildSpec {
+            tree: TreeSource::Path(wt.dir.clone()),
+            fragments: c.fragments.clone(),
+            pahole,
+            fragments_dir: c.fragments_dir.clone(),
+        };
+        let name = format!("git-{}", commit.sha.short());
+        let kernel = SelectedKernel {
+            spec: KernelSpec::adhoc(name, KernelSource::Build(spec)),
+            resolved: None,
+        };
+        let mut t = test_kernel(&ctx, kernel)?;
+        t.pahole = note;
+        Ok(t)
     };
+    let mut on = say_event;
+    let found = Bisection {
+        git: &wt,
+        journal: &mut j,
+        test: &mut test,
+        on: &mut on,
+    }
+    .run(&good, &bad);
+    let found = match found {
+        Ok(f) => f,
+        Err(s) => return stopped(s),
+    };
+    let (text, status, result) = answer(&found);
     finish(&j, &text, result)?;
     Ok(status)
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use btfvm::bisect::configs::{candidate, diff, minimize, Change, Probe};
+use btfvm::bisect::configs::{candidate, diff, minimize, Change, Minimal, Probe};
 use btfvm::bisect::journal::{Journal, Question};
 use btfvm::bisect::{Role, Verdict};
 use btfvm::inputs::build_spec::{BuildSpec, PaholeChoice, TreeSource};
@@ -131,6 +131,42 @@ impl Probing<'_> {
     }
 }
 
+/// What to print and result.json's part.
+fn answer(found: &Minimal, differ: usize, reason: &str) -> (String, serde_json::Value) {
+    let followed: Vec<Change> = found
+        .effective
+        .iter()
+        .filter(|e| !found.options.iter().any(|o| o.option == e.option))
+        .cloned()
+        .collect();
+    let mut text = format!(
+        "smallest set of options that breaks it ({} of the {} that differ):\n{}",
+        found.options.len(),
+        differ,
+        list(&found.options)
+    );
+    if !followed.is_empty() {
+        text.push_str(&format!(
+            "\nwith it, by Kconfig's dependencies:\n{}",
+            list(&followed)
+        ));
+    }
+    if found.untestable > 0 {
+        text.push_str(&format!(
+            "\n({} candidate(s) could not be built or booted and counted as not bad)",
+            found.untestable
+        ));
+    }
+    text.push_str(&format!("\n  {}", reason.replace('\n', "\n  ")));
+    let result = serde_json::json!({
+        "options": found.options,
+        "followed": followed,
+        "untestable": found.untestable,
+        "reason": reason,
+    });
+    (text, result)
+}
+
 pub fn configs(a: &BisectArgs, c: &Common, tree: TreeSource, good: &Path, bad: &Path) -> CmdResult {
     let good_text = read_config(good)?;
     let bad_text = read_config(bad)?;
@@ -200,12 +236,6 @@ pub fn configs(a: &BisectArgs, c: &Common, tree: TreeSource, good: &Path, bad: &
         }
     }
     let found = minimize(&all, &mut |set| p.probe(&mut j, set, Role::Step))?;
-    let followed: Vec<Change> = found
-        .effective
-        .iter()
-        .filter(|e| !found.options.iter().any(|o| o.option == e.option))
-        .cloned()
-        .collect();
     // The verdict of the answer's own config, for its reason.
     let key_text = p.resolve(&candidate(&p.good_final, &found.options))?;
     let key = hex(&Sha256::digest(key_text.as_bytes())[..6]);
@@ -213,31 +243,7 @@ pub fn configs(a: &BisectArgs, c: &Common, tree: TreeSource, good: &Path, bad: &
         .find(&key)
         .map(|s| s.tested.reason.clone())
         .unwrap_or_default();
-    let mut text = format!(
-        "smallest set of options that breaks it ({} of the {} that differ):\n{}",
-        found.options.len(),
-        all.len(),
-        list(&found.options)
-    );
-    if !followed.is_empty() {
-        text.push_str(&format!(
-            "\nwith it, by Kconfig's dependencies:\n{}",
-            list(&followed)
-        ));
-    }
-    if found.untestable > 0 {
-        text.push_str(&format!(
-            "\n({} candidate(s) could not be built or booted and counted as not bad)",
-            found.untestable
-        ));
-    }
-    text.push_str(&format!("\n  {}", reason.replace('\n', "\n  ")));
-    let result = serde_json::json!({
-        "options": found.options,
-        "followed": followed,
-        "untestable": found.untestable,
-        "reason": reason,
-    });
+    let (text, result) = answer(&found, all.len(), &reason);
     finish(&j, &text, result)?;
     Ok(ExitCode::SUCCESS)
 }

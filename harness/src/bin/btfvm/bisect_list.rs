@@ -5,9 +5,9 @@
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use btfvm::bisect::journal::Question;
+use btfvm::bisect::journal::{Journal, Question};
 use btfvm::bisect::list::{ListSearch, Next};
-use btfvm::bisect::{Role, Verdict};
+use btfvm::bisect::Role;
 use btfvm::inputs::build_spec::{BuildSpec, PaholeChoice, TreeSource};
 use btfvm::inputs::kernelspec::{self, KernelSpec};
 use btfvm::inputs::source::KernelSource;
@@ -132,6 +132,66 @@ pub fn paholes(
     )
 }
 
+/// The answer once the search is done.
+fn list_answer(next: Next, j: &Journal, words: &[String]) -> (String, ExitCode, serde_json::Value) {
+    let w = |i: usize| words[i].as_str();
+    let step = |i: usize| j.find(w(i));
+    let verdict = |i: usize| {
+        step(i)
+            .map(|s| verdict_word(s.tested.verdict))
+            .unwrap_or("?")
+    };
+    let reason = |i: usize| step(i).map(|s| s.tested.reason.clone()).unwrap_or_default();
+    let failed = ExitCode::from(exit::FAILED);
+    match next {
+        Next::Flip { before, at } => (
+            format!(
+                "first flip: {} ({}) after {} ({})\n  {}",
+                w(at),
+                verdict(at),
+                w(before),
+                verdict(before),
+                reason(at).replace('\n', "\n  ")
+            ),
+            ExitCode::SUCCESS,
+            serde_json::json!({"flip": {"before": w(before), "at": w(at), "reason": reason(at)}}),
+        ),
+        Next::Among { before, at } => (
+            format!(
+                "items that could not be tested hide the flip: it is after {} and at or before {}",
+                w(before),
+                w(at)
+            ),
+            failed,
+            serde_json::json!({"among": {"after": w(before), "at_or_before": w(at)}}),
+        ),
+        Next::NoFlip => (
+            format!(
+                "nothing flips: the last item ({}) is {} like the first ({}); give a list whose ends differ",
+                w(words.len() - 1),
+                verdict(0),
+                w(0)
+            ),
+            failed,
+            serde_json::json!({"no_flip": verdict(0)}),
+        ),
+        Next::EndUntestable(i) => (
+            format!(
+                "{} cannot be tested, so there is nothing to bisect:\n  {}",
+                w(i),
+                reason(i)
+            ),
+            failed,
+            serde_json::json!({"untestable_end": w(i), "reason": reason(i)}),
+        ),
+        Next::Test(i) => (
+            format!("internal: {} is still to be tested", w(i)),
+            failed,
+            serde_json::Value::Null,
+        ),
+    }
+}
+
 fn run_list(a: &BisectArgs, c: &Common, q: Question, items: Vec<Item>) -> CmdResult {
     let mut j = journal(a, c, q)?;
     let ctx = step_ctx(a, c, &j)?;
@@ -147,7 +207,8 @@ fn run_list(a: &BisectArgs, c: &Common, q: Question, items: Vec<Item>) -> CmdRes
             search.set(i, s.tested.verdict);
         }
     }
-    let word = |i: usize| items[i].word.as_str();
+    let words: Vec<String> = items.iter().map(|i| i.word.clone()).collect();
+    let word = |i: usize| words[i].as_str();
     loop {
         let (text, status, result) = match search.next() {
             Next::Test(i) => {
@@ -156,12 +217,19 @@ fn run_list(a: &BisectArgs, c: &Common, q: Question, items: Vec<Item>) -> CmdRes
                     x if x + 1 == n => Role::Last,
                     _ => Role::Step,
                 };
-                crate::say!("btfvm: bisect: testing {} ({}, {} of {n})", word(i), role_word(role), i + 1);
+                crate::say!(
+                    "btfvm: bisect: testing {} ({}, {} of {n})",
+                    word(i),
+                    role_word(role),
+                    i + 1
+                );
                 let t = match crate::bisect_step::test_kernel(&ctx, items[i].kernel.clone()) {
                     Ok(t) => t,
                     Err(e) => {
                         if matches!(e.class, btfvm::support::ErrorClass::Interrupted(_)) {
-                            crate::say!("btfvm: bisect: stopped; the same command resumes where it stopped");
+                            crate::say!(
+                                "btfvm: bisect: stopped; the same command resumes where it stopped"
+                            );
                         }
                         return Err(e);
                     }
@@ -172,53 +240,7 @@ fn run_list(a: &BisectArgs, c: &Common, q: Question, items: Vec<Item>) -> CmdRes
                     .map_err(Classified::env)?;
                 continue;
             }
-            Next::Flip { before, at } => {
-                let step = j.find(word(at)).cloned();
-                let reason = step.as_ref().map(|s| s.tested.reason.clone()).unwrap_or_default();
-                let v = |i: usize| j.find(word(i)).map(|s| verdict_word(s.tested.verdict)).unwrap_or("?");
-                (
-                    format!(
-                        "first flip: {} ({}) after {} ({})\n  {}",
-                        word(at),
-                        v(at),
-                        word(before),
-                        v(before),
-                        reason.replace('\n', "\n  ")
-                    ),
-                    ExitCode::SUCCESS,
-                    serde_json::json!({"flip": {"before": word(before), "at": word(at), "reason": reason}}),
-                )
-            }
-            Next::Among { before, at } => (
-                format!(
-                    "items that could not be tested hide the flip: it is after {} and at or before {}",
-                    word(before),
-                    word(at)
-                ),
-                ExitCode::from(exit::FAILED),
-                serde_json::json!({"among": {"after": word(before), "at_or_before": word(at)}}),
-            ),
-            Next::NoFlip => {
-                let v = j.find(word(0)).map(|s| s.tested.verdict).unwrap_or(Verdict::Good);
-                (
-                    format!(
-                        "nothing flips: the last item ({}) is {} like the first ({}); give a list whose ends differ",
-                        word(n - 1),
-                        verdict_word(v),
-                        word(0)
-                    ),
-                    ExitCode::from(exit::FAILED),
-                    serde_json::json!({"no_flip": verdict_word(v)}),
-                )
-            }
-            Next::EndUntestable(i) => {
-                let reason = j.find(word(i)).map(|s| s.tested.reason.clone()).unwrap_or_default();
-                (
-                    format!("{} cannot be tested, so there is nothing to bisect:\n  {reason}", word(i)),
-                    ExitCode::from(exit::FAILED),
-                    serde_json::json!({"untestable_end": word(i), "reason": reason}),
-                )
-            }
+            other => list_answer(other, &j, &words),
         };
         finish(&j, &text, result)?;
         return Ok(status);

@@ -99,6 +99,16 @@ enum ReportCommand {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Join the output folders of `btfvm matrix --partition` shards into
+    /// one folder with the whole table (matrix.md, matrix.json, report.json).
+    MergeMatrix {
+        /// The folder to write.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// The shards' --out folders.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +155,9 @@ fn main() -> ExitCode {
         Command::Report {
             command: ReportCommand::Merge { out, inputs },
         } => report_cmd::merge(&out, &inputs),
+        Command::Report {
+            command: ReportCommand::MergeMatrix { out, shards },
+        } => report_cmd::merge_matrix(&out, &shards),
     };
     result.unwrap_or_else(|e| failed(mode, e))
 }

@@ -27,7 +27,8 @@ pub struct MatrixArgs {
     #[arg(long = "pahole", value_name = "PAHOLE")]
     pub paholes: Vec<String>,
     /// Where matrix.md, matrix.json and report.json go (default:
-    /// <cache>/matrix).
+    /// <cache>/matrix). With --partition, the shard's part of the table;
+    /// `btfvm report merge-matrix` joins the shards' folders.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Build only; do not boot anything.
@@ -98,14 +99,25 @@ fn build_cells(
     };
     let mut cells = Vec::new();
     let mut to_run = Vec::new();
+    let mut position = 0;
     for pahole in paholes {
         for (kspec, bspec) in kernels {
+            // The row's place in the whole table, so shards merge back
+            // into the unsharded order.
+            position += 1;
+            let name = format!("{}@{}", kspec.name, pahole.label());
+            if let Some(p) = args.run.partition {
+                if !p.takes(position - 1, &name) {
+                    continue;
+                }
+            }
             let mut pending = VecDeque::from([(bspec.with_pahole(pahole.clone()), None)]);
             while let Some((b, variant)) = pending.pop_front() {
                 if interrupt::requested().is_some() {
                     return (cells, to_run);
                 }
                 let mut cell = Cell::new(pahole, kspec, &b, variant.clone());
+                cell.position = position;
                 crate::say!("btfvm: matrix: {}: {b}", cell.name);
                 let mut printer = Printer::new(&cell.name);
                 let result = kbuild::build(&b, cache, &opts, &mut |e| printer.event(e));

@@ -5,7 +5,9 @@
  * btfvm_test_point must be the module's own type, and its members must point
  * at vmlinux's own "int", "long int" and "unsigned int" (deduplicated, not
  * copied). btfvm_test_func is noinline and exported so that it stays a real
- * function with a BTF FUNC entry that a BPF program can later attach to.
+ * function with a BTF FUNC entry that fentry and fexit programs attach to
+ * through the module's BTF object; writing the `trigger` parameter calls it
+ * once, so a scenario can count the program's runs.
  */
 #include <linux/module.h>
 #include <linux/init.h>
@@ -37,6 +39,34 @@ static struct btfvm_test_point btfvm_test_points[2] = {
 	{ .x = 1, .y = 2, .flags = 3, .next = &btfvm_test_points[1] },
 	{ .x = 4, .y = 5, .flags = 6 },
 };
+
+/*
+ * A function with the name and prototype of a vmlinux one
+ * (drivers/tty/sysrq.c, built in wherever MAGIC_SYSRQ is), which writing
+ * "7" to /proc/sysrq-trigger calls. pahole gives the module no FUNC of its
+ * own for a name vmlinux's BTF has (measured with 1.24, even with another
+ * prototype), so a program names it by vmlinux's FUNC ID; the BTF object
+ * it names decides which function that is: the kernel looks the name up
+ * in that module's symbols (kernel/bpf/verifier.c, bpf_check_attach_target;
+ * 6.1 still took the first match in all of kallsyms, vmlinux's). noipa: no
+ * clone with a suffixed symbol name.
+ */
+static noinline __attribute__((__noipa__)) void sysrq_handle_loglevel(int key)
+{
+	barrier();
+}
+
+static int btfvm_test_trigger(const char *val, const struct kernel_param *kp)
+{
+	sysrq_handle_loglevel(btfvm_test_func(btfvm_test_points));
+	return 0;
+}
+
+static const struct kernel_param_ops btfvm_test_trigger_ops = {
+	.set = btfvm_test_trigger,
+};
+module_param_cb(trigger, &btfvm_test_trigger_ops, NULL, 0200);
+MODULE_PARM_DESC(trigger, "any write calls btfvm_test_func and sysrq_handle_loglevel once");
 
 /*
  * splat=warn makes the load print a real kernel WARNING, so btfvm's splat

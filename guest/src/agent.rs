@@ -37,6 +37,10 @@ pub struct Scenario<K: Kernel> {
     pub ids_before_load: HashMap<String, BTreeSet<u32>>,
     pub module_ids: HashMap<String, u32>,
     pub held: HashMap<String, K::Fd>,
+    /// Attached tracing programs by their step's name.
+    pub attached: HashMap<String, crate::tracing::Attached<K>>,
+    /// When the last program was detached: unloads retry EAGAIN a while.
+    pub detached_at: Option<std::time::Instant>,
     pub obs: Observations,
     pub kmsg_mark: usize,
 }
@@ -49,6 +53,8 @@ impl<K: Kernel> Scenario<K> {
             ids_before_load: HashMap::new(),
             module_ids: HashMap::new(),
             held: HashMap::new(),
+            attached: HashMap::new(),
+            detached_at: None,
             obs: Observations::default(),
             kmsg_mark,
         }
@@ -171,6 +177,10 @@ impl<'p, K: Kernel> Agent<'p, K> {
             Step::ExpectSpecConfig => self.expect_spec_config(),
             Step::ExpectPreFeatureBtfInfo => self.expect_pre_feature(),
             Step::Selftest(what) => crate::selftest::run(*what, self.channel, self.plan.attempt),
+            Step::Attach(a) => self.attach(sc, a),
+            Step::Detach(name) => self.detach(sc, name),
+            Step::Trigger(t) => self.trigger(sc, t),
+            Step::ExpectRuns(r) => self.expect_runs(sc, r),
             Step::When(w) => {
                 let facts = KernelFacts::from_config(&self.config);
                 let branch = if w.condition().eval(&facts).is_ok() {
@@ -260,7 +270,14 @@ impl<'p, K: Kernel> Agent<'p, K> {
     }
 
     fn unload(&mut self, sc: &mut Scenario<K>, a: &UnloadArgs) -> R {
-        let r = self.kernel.delete_module(&a.module);
+        // An unload that must succeed gets the time a detached program
+        // takes to let go of the module; one that must fail does not.
+        let r = match a.expect {
+            Expect::Ok => crate::tracing::unload_after_detach(sc.detached_at, || {
+                self.kernel.delete_module(&a.module)
+            }),
+            Expect::Errno(_) => self.kernel.delete_module(&a.module),
+        };
         sc.obs
             .loads
             .push(load_record(LoadOp::Unload, &a.module, None, r));
@@ -274,9 +291,16 @@ impl<'p, K: Kernel> Agent<'p, K> {
     /// first, so the next scenario starts from the same kernel state.
     pub fn cleanup(&mut self, sc: &mut Scenario<K>) -> Vec<String> {
         sc.held.clear();
+        if !sc.attached.is_empty() {
+            sc.attached.clear();
+            sc.detached_at = Some(std::time::Instant::now());
+        }
         let mut problems = Vec::new();
         while let Some(m) = sc.loaded.pop() {
-            if let Err(e) = self.kernel.delete_module(&m) {
+            let kernel = &mut self.kernel;
+            let r =
+                crate::tracing::unload_after_detach(sc.detached_at, || kernel.delete_module(&m));
+            if let Err(e) = r {
                 problems.push(format!("cleanup: delete_module({m}): {}", errno_text(e)));
             }
         }

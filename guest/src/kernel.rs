@@ -7,7 +7,9 @@
 
 use std::io;
 
+pub use crate::bpfprog::{AttachStage, AttachedBy};
 pub use crate::sys::Errno;
+use btfvm_proto::tracing::AttachKind;
 
 /// Which `struct bpf_btf_info` a GET_INFO call passes; its size is the
 /// call's `info_len`.
@@ -87,9 +89,28 @@ pub struct FileStat {
     pub mode: u32,
 }
 
+/// An fentry or fexit program to load and attach: for type `btf_id` of
+/// BTF object `obj` (None: vmlinux, `attach_btf_obj_fd` 0).
+pub struct TracingTarget<'a, F> {
+    pub kind: AttachKind,
+    pub obj: Option<&'a F>,
+    pub btf_id: u32,
+}
+
+/// A failed load or attach, with the verifier's log of a failed load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachFailure {
+    pub stage: AttachStage,
+    pub errno: Errno,
+    pub log: String,
+}
+
 pub trait Kernel {
     /// An open BTF object; closed when dropped.
     type Fd;
+    /// A loaded and attached tracing program; detached and closed when
+    /// dropped.
+    type Prog;
 
     /// BPF_BTF_GET_NEXT_ID: the next BTF object ID after `start`, None at
     /// the end.
@@ -114,6 +135,19 @@ pub trait Kernel {
     fn sysfs_btf_stat(&mut self, name: &str) -> io::Result<FileStat>;
     fn sysfs_btf_read(&mut self, name: &str) -> io::Result<Vec<u8>>;
     fn sysfs_btf_exists(&mut self, name: &str) -> bool;
+
+    /// Loads a minimal tracing program for `target` and attaches it, with
+    /// run counting on.
+    fn attach_tracing(
+        &mut self,
+        target: TracingTarget<'_, Self::Fd>,
+    ) -> Result<(Self::Prog, AttachedBy), AttachFailure>;
+    /// The program's run_cnt.
+    fn prog_run_count(&mut self, prog: &Self::Prog) -> Result<u64, Errno>;
+    /// Writes a file under /sys or /proc (a trigger).
+    fn write_file(&mut self, path: &str, value: &[u8]) -> io::Result<()>;
+    /// Reads a file under /sys or /proc (a trigger); its length.
+    fn read_file(&mut self, path: &str) -> io::Result<usize>;
 
     /// Whether the kernel log can be read at all.
     fn kmsg_available(&self) -> bool;

@@ -6,24 +6,89 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 
 use crate::btfobj::sysfs_path;
-use crate::kernel::{BtfInfo, Errno, FileStat, InfoError, InfoQuery, Kernel, NameBuf};
+use btfvm_proto::tracing::AttachKind;
+
+use crate::bpfprog;
+use crate::kernel::{
+    AttachFailure, AttachStage, AttachedBy, BtfInfo, Errno, FileStat, InfoError, InfoQuery, Kernel,
+    NameBuf, TracingTarget,
+};
 use crate::kmsg::Kmsg;
 use crate::sys;
 
 pub struct Linux {
     kmsg: Kmsg,
+    /// Run counting, switched on at the first attach and kept on for the
+    /// boot (BPF_ENABLE_STATS counts while its fd is open).
+    stats: Option<Option<OwnedFd>>,
+}
+
+/// An attached program: its fd and the link's.
+pub struct LinuxProg {
+    prog: OwnedFd,
+    _link: OwnedFd,
 }
 
 impl Linux {
     /// Opens /dev/kmsg at once: records the kernel prints from here on are
     /// the ones scenarios see.
     pub fn new() -> Linux {
-        Linux { kmsg: Kmsg::open() }
+        Linux {
+            kmsg: Kmsg::open(),
+            stats: None,
+        }
     }
 }
 
 impl Kernel for Linux {
     type Fd = OwnedFd;
+    type Prog = LinuxProg;
+
+    fn attach_tracing(
+        &mut self,
+        target: TracingTarget<'_, OwnedFd>,
+    ) -> Result<(LinuxProg, AttachedBy), AttachFailure> {
+        if self.stats.is_none() {
+            let on = bpfprog::enable_stats().map_err(|errno| AttachFailure {
+                stage: AttachStage::Load,
+                errno,
+                log: "BPF_ENABLE_STATS and the bpf_stats_enabled sysctl both failed".into(),
+            })?;
+            self.stats = Some(on);
+        }
+        let attach_type = match target.kind {
+            AttachKind::Fentry => bpfprog::BPF_TRACE_FENTRY,
+            AttachKind::Fexit => bpfprog::BPF_TRACE_FEXIT,
+        };
+        let mut log = vec![0u8; 64 << 10];
+        let prog =
+            bpfprog::load(attach_type, target.obj, target.btf_id, &mut log).map_err(|errno| {
+                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+                AttachFailure {
+                    stage: AttachStage::Load,
+                    errno,
+                    log: String::from_utf8_lossy(&log[..end]).trim().to_string(),
+                }
+            })?;
+        let (link, by) = bpfprog::attach(&prog, attach_type).map_err(|errno| AttachFailure {
+            stage: AttachStage::Attach,
+            errno,
+            log: String::new(),
+        })?;
+        Ok((LinuxProg { prog, _link: link }, by))
+    }
+
+    fn prog_run_count(&mut self, prog: &LinuxProg) -> Result<u64, Errno> {
+        bpfprog::run_count(&prog.prog)
+    }
+
+    fn write_file(&mut self, path: &str, value: &[u8]) -> io::Result<()> {
+        std::fs::write(path, value)
+    }
+
+    fn read_file(&mut self, path: &str) -> io::Result<usize> {
+        std::fs::read(path).map(|b| b.len())
+    }
 
     fn btf_next_id(&mut self, start: u32) -> Result<Option<u32>, Errno> {
         sys::btf_next_id(start)

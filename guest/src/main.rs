@@ -6,6 +6,7 @@
 //! (results go to the file, or stdout), for other ways of booting.
 
 mod agent;
+mod bpfprog;
 mod btfobj;
 mod checks;
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod selftest;
 mod sys;
 #[cfg(test)]
 mod tests;
+mod tracing;
 
 use std::fs::File;
 use std::io::Write;

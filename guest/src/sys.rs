@@ -47,21 +47,25 @@ const BPF_BTF_GET_NEXT_ID: i32 = 23;
 /// `union bpf_attr`, zeroed; the kernel requires every byte past the fields
 /// of a command to be zero, so the fields are written at their UAPI offsets.
 #[repr(C, align(8))]
-struct Attr([u8; 128]);
+pub(crate) struct Attr([u8; 128]);
 
 impl Attr {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Attr([0; 128])
     }
-    fn u32(mut self, off: usize, v: u32) -> Self {
+    pub(crate) fn u32(mut self, off: usize, v: u32) -> Self {
         self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
         self
     }
-    fn u64(mut self, off: usize, v: u64) -> Self {
+    pub(crate) fn u8(mut self, off: usize, v: u8) -> Self {
+        self.0[off] = v;
+        self
+    }
+    pub(crate) fn u64(mut self, off: usize, v: u64) -> Self {
         self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
         self
     }
-    fn get_u32(&self, off: usize) -> u32 {
+    pub(crate) fn get_u32(&self, off: usize) -> u32 {
         u32::from_ne_bytes([
             self.0[off],
             self.0[off + 1],
@@ -71,7 +75,7 @@ impl Attr {
     }
 }
 
-fn bpf(cmd: i32, attr: &mut Attr) -> Result<i64, Errno> {
+pub(crate) fn bpf(cmd: i32, attr: &mut Attr) -> Result<i64, Errno> {
     // SAFETY: attr is a live, writable, fully initialised buffer of the size passed.
     let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), attr.0.len() as u32) };
     if r < 0 {
@@ -81,9 +85,24 @@ fn bpf(cmd: i32, attr: &mut Attr) -> Result<i64, Errno> {
     }
 }
 
-fn owned_fd(r: i64) -> OwnedFd {
+/// A new fd from the kernel, moved above 0-2. PID 1 may start without
+/// stdin, stdout and stderr, and then the first fd it opens is 0; a BTF fd
+/// 0 passed as `attach_btf_obj_fd` means "vmlinux" (the field shares a
+/// union with `attach_prog_fd`, where 0 is "none"), so no fd of ours may
+/// ever be 0.
+pub(crate) fn owned_fd(r: i64) -> OwnedFd {
     // SAFETY: the kernel just returned this new fd to us.
-    unsafe { OwnedFd::from_raw_fd(r as RawFd) }
+    let fd = unsafe { OwnedFd::from_raw_fd(r as RawFd) };
+    if fd.as_raw_fd() > 2 {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on an fd we own; the duplicate is ours.
+    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return fd;
+    }
+    // SAFETY: fcntl just returned this new fd; `fd` closes on drop.
+    unsafe { OwnedFd::from_raw_fd(dup) }
 }
 
 /// BPF_BTF_GET_NEXT_ID: the next BTF object ID after `start`, None at the end.

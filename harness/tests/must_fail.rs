@@ -28,6 +28,15 @@ fn false_expectations_fail_with_their_reason() {
         ("gone-while-loaded", "still exists after unload"),
         ("none-while-present", "expected none"),
         ("pre-feature-on-new", "the feature is there"),
+        ("fentry-no-runs", "ran 0 time(s), expected 1"),
+        (
+            "fentry-unload-attached",
+            "delete_module(dummy) failed with EAGAIN",
+        ),
+        (
+            "fentry-wrong-object",
+            "naming vmlinux's BTF (attach_btf_obj_fd 0)): BPF_PROG_LOAD failed with EINVAL",
+        ),
     ] {
         let name = format!("bookworm::{trial}");
         let failed = stdout
@@ -43,5 +52,5 @@ fn false_expectations_fail_with_their_reason() {
             "{name}: expected {why:?} in\n{section}"
         );
     }
-    assert!(stdout.contains("0 passed; 6 failed"), "{stdout}");
+    assert!(stdout.contains("0 passed; 9 failed"), "{stdout}");
 }

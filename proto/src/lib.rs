@@ -8,6 +8,7 @@ pub mod frame;
 pub mod message;
 pub mod plan;
 pub mod step;
+pub mod tracing;
 
 pub use condition::{Condition, KernelFacts, KernelVersion};
 pub use config::KernelConfig;

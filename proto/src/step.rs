@@ -296,6 +296,15 @@ pub enum Step {
     When(When),
     /// Provokes a fault on purpose, to test btfvm itself (tests/faults).
     Selftest(Selftest),
+    /// Load an fentry or fexit program for a module's function, found by
+    /// name in the module's split BTF, and attach it.
+    Attach(crate::tracing::AttachArgs),
+    /// Close an attachment (its link and program).
+    Detach(#[serde(deserialize_with = "crate::tracing::attach_name")] String),
+    /// Make a kernel function run, from user space.
+    Trigger(crate::tracing::Trigger),
+    /// An attachment's program ran exactly this many times.
+    ExpectRuns(crate::tracing::RunsArgs),
 }
 
 impl Step {
@@ -319,6 +328,7 @@ impl Step {
             Step::Load(a) => Some(&a.module),
             Step::Unload(a) => Some(&a.module),
             Step::ExpectBtfStruct(a) => Some(&a.module),
+            Step::Attach(a) => Some(&a.module),
             Step::ExpectModuleBtf(m)
             | Step::ExpectSplitBtf(m)
             | Step::ExpectChainBtf(m)
@@ -353,6 +363,10 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
     Err(format!(
         "{name:?} is not a module name: letters, digits and _, at most 56{hint}"
     ))
+}
+
+pub(crate) fn module_name_de<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    module_name(d)
 }
 
 fn module_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

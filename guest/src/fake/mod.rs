@@ -12,6 +12,7 @@
 
 mod info;
 mod modules;
+mod tracing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -20,9 +21,13 @@ use std::rc::Rc;
 use btfvm_btf::Btf;
 use btfvm_proto::message::LoadOp;
 
-use crate::kernel::{BtfInfo, Errno, FileStat, InfoError, InfoQuery, Kernel};
+use crate::kernel::{
+    AttachFailure, AttachedBy, BtfInfo, Errno, FileStat, InfoError, InfoQuery, Kernel,
+    TracingTarget,
+};
 
 pub use modules::{Call, ModuleFile};
+pub use tracing::FakeProg;
 
 /// Ways to misbehave, all off by default.
 #[derive(Debug, Default, Clone)]
@@ -63,6 +68,13 @@ pub struct Faults {
     /// These modules refuse delete_module with EBUSY, as a module with an
     /// init but no exit function does.
     pub stuck: BTreeSet<String>,
+    /// A program's target address is the first match of its name in all of
+    /// kallsyms, vmlinux first (6.1), not the named module's own symbol.
+    pub attach_by_name_anywhere: bool,
+    /// Programs never count their runs.
+    pub runs_not_counted: bool,
+    /// A module unloads while a program on one of its functions is alive.
+    pub unload_while_held: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,12 +139,22 @@ pub struct FakeKernel {
     sysfs: BTreeMap<String, Vec<u8>>,
     kmsg: Vec<String>,
     kmsg_read: usize,
+    /// vmlinux's functions (its BTF's FUNC names).
+    vmlinux_functions: BTreeSet<String>,
+    triggers: BTreeMap<String, Vec<(String, String)>>,
+    progs: Vec<tracing::ProgState>,
 }
 
 impl FakeKernel {
     /// A 6.1 kernel with this vmlinux BTF.
     pub fn new(vmlinux: &[u8]) -> Self {
         let parsed = Btf::parse(vmlinux).expect("the test's vmlinux BTF is valid");
+        let vmlinux_functions = parsed
+            .types()
+            .iter()
+            .filter(|t| t.kind == btfvm_btf::Kind::Func)
+            .filter_map(|t| parsed.name_of(None, t.name_off).map(String::from))
+            .collect();
         let mut k = FakeKernel {
             faults: Faults::default(),
             calls: Vec::new(),
@@ -148,6 +170,9 @@ impl FakeKernel {
             sysfs: BTreeMap::new(),
             kmsg: Vec::new(),
             kmsg_read: 0,
+            vmlinux_functions,
+            triggers: BTreeMap::new(),
+            progs: Vec::new(),
         };
         k.sysfs.insert("vmlinux".into(), vmlinux.to_vec());
         k.add_object("vmlinux", true, vmlinux.to_vec(), None);
@@ -244,6 +269,28 @@ impl FakeKernel {
 
 impl Kernel for FakeKernel {
     type Fd = FakeFd;
+    type Prog = FakeProg;
+
+    fn attach_tracing(
+        &mut self,
+        target: TracingTarget<'_, FakeFd>,
+    ) -> Result<(FakeProg, AttachedBy), AttachFailure> {
+        self.attach(target)
+    }
+
+    fn prog_run_count(&mut self, prog: &FakeProg) -> Result<u64, Errno> {
+        Ok(self.run_count(prog))
+    }
+
+    fn write_file(&mut self, path: &str, _value: &[u8]) -> io::Result<()> {
+        self.fire(path).map_err(io::Error::from_raw_os_error)
+    }
+
+    fn read_file(&mut self, path: &str) -> io::Result<usize> {
+        self.fire(path)
+            .map(|()| 0)
+            .map_err(io::Error::from_raw_os_error)
+    }
 
     fn btf_next_id(&mut self, start: u32) -> Result<Option<u32>, Errno> {
         Ok(self.live_ids().into_iter().find(|&id| id > start))

@@ -17,6 +17,8 @@ pub struct ModuleFile {
     pub btf: Option<Vec<u8>>,
     /// What its init function prints.
     pub init_log: Vec<String>,
+    /// Its functions' symbols (what a program's address is looked up in).
+    pub functions: Vec<String>,
 }
 
 impl ModuleFile {
@@ -26,7 +28,13 @@ impl ModuleFile {
             needs: Vec::new(),
             btf,
             init_log: Vec::new(),
+            functions: Vec::new(),
         }
+    }
+
+    pub fn functions(mut self, names: &[&str]) -> Self {
+        self.functions = names.iter().map(|n| n.to_string()).collect();
+        self
     }
 
     pub fn needs(mut self, modules: &[&str]) -> Self {
@@ -122,6 +130,11 @@ impl FakeKernel {
         }
         if self.faults.stuck.contains(name) {
             return Err(libc::EBUSY);
+        }
+        // A tracing program holds its target's module (try_module_get in
+        // the trampoline): in use, so EWOULDBLOCK with O_NONBLOCK.
+        if self.module_held(name) && !self.faults.unload_while_held {
+            return Err(libc::EWOULDBLOCK);
         }
         self.loaded.remove(at);
         if !self.faults.object_survives_unload {

@@ -5,6 +5,7 @@
 mod interface;
 mod load;
 mod module_btf;
+mod tracing;
 mod types;
 
 use std::collections::BTreeMap;

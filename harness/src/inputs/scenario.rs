@@ -31,6 +31,8 @@ fn some_steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
             "steps: empty; a scenario that does nothing cannot fail",
         ));
     }
+    btfvm_proto::tracing::check_attach_names(&steps)
+        .map_err(|e| de::Error::custom(format!("steps: {e}")))?;
     Ok(steps)
 }
 

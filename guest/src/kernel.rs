@@ -148,6 +148,8 @@ pub trait Kernel {
     fn write_file(&mut self, path: &str, value: &[u8]) -> io::Result<()>;
     /// Reads a file under /sys or /proc (a trigger); its length.
     fn read_file(&mut self, path: &str) -> io::Result<usize>;
+    /// Runs a program (argv[0] is its path) to its end.
+    fn run_program(&mut self, argv: &[String]) -> io::Result<crate::bpftool::ProgramOutput>;
 
     /// Whether the kernel log can be read at all.
     fn kmsg_available(&self) -> bool;

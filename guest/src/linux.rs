@@ -90,6 +90,18 @@ impl Kernel for Linux {
         std::fs::read(path).map(|b| b.len())
     }
 
+    fn run_program(&mut self, argv: &[String]) -> io::Result<crate::bpftool::ProgramOutput> {
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let out = std::process::Command::new(prog).args(args).output()?;
+        Ok(crate::bpftool::ProgramOutput {
+            status: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+
     fn btf_next_id(&mut self, start: u32) -> Result<Option<u32>, Errno> {
         sys::btf_next_id(start)
     }

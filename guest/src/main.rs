@@ -7,6 +7,7 @@
 
 mod agent;
 mod bpfprog;
+mod bpftool;
 mod btfobj;
 mod checks;
 #[cfg(test)]

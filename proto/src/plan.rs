@@ -25,6 +25,22 @@ pub struct Plan {
     /// cures (selftest `fail_first_attempt`).
     #[serde(default)]
     pub attempt: u32,
+    /// The kernel's suite's bpftool in the initramfs, when a scenario
+    /// runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpftool: Option<GuestProgram>,
+}
+
+/// A program the host put into the initramfs with its own loader and
+/// libraries (a Debian suite's, which may need a newer glibc than any in
+/// the guest): run as `loader --library-path L binary ARGS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestProgram {
+    pub loader: String,
+    pub library_path: String,
+    pub binary: String,
+    /// "bpftool 7.1.0+6.1.176-1 (debian:bookworm)", for messages.
+    pub origin: String,
 }
 
 impl Plan {

@@ -305,9 +305,22 @@ pub enum Step {
     Trigger(crate::tracing::Trigger),
     /// An attachment's program ran exactly this many times.
     ExpectRuns(crate::tracing::RunsArgs),
+    /// The kernel's suite's own bpftool, `btf show` and `-j btf show`,
+    /// lists the BTF objects the agent sees: same IDs, names, sizes and
+    /// kernel flags, and `name [vmlinux]`, `name [<module>]` in the text.
+    ExpectBpftoolBtfShow,
 }
 
 impl Step {
+    /// Whether this step (or a step of its branches) runs bpftool.
+    pub fn uses_bpftool(&self) -> bool {
+        match self {
+            Step::ExpectBpftoolBtfShow => true,
+            Step::When(w) => w.then.iter().chain(&w.otherwise).any(Step::uses_bpftool),
+            _ => false,
+        }
+    }
+
     /// Modules (with variants) any branch of this step may load.
     pub fn modules(&self, out: &mut Vec<(String, Variant)>) {
         match self {

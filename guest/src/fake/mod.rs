@@ -75,6 +75,8 @@ pub struct Faults {
     pub runs_not_counted: bool,
     /// A module unloads while a program on one of its functions is alive.
     pub unload_while_held: bool,
+    /// bpftool reports every size one byte larger.
+    pub bpftool_sizes_off: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +288,10 @@ impl Kernel for FakeKernel {
         self.fire(path).map_err(io::Error::from_raw_os_error)
     }
 
+    fn run_program(&mut self, argv: &[String]) -> io::Result<crate::bpftool::ProgramOutput> {
+        Ok(self.bpftool(argv))
+    }
+
     fn read_file(&mut self, path: &str) -> io::Result<usize> {
         self.fire(path)
             .map(|()| 0)
@@ -408,6 +414,51 @@ impl Kernel for FakeKernel {
         let new = self.kmsg[self.kmsg_read..].to_vec();
         self.kmsg_read = self.kmsg.len();
         new
+    }
+}
+
+impl FakeKernel {
+    /// bpftool's `btf show` and `-j btf show` of the live objects, in
+    /// bpftool 7.1's formats.
+    fn bpftool(&self, argv: &[String]) -> crate::bpftool::ProgramOutput {
+        let off = u64::from(self.faults.bpftool_sizes_off);
+        let objs: Vec<&Obj> = self.objects.iter().filter(|o| o.live()).collect();
+        let json = argv.iter().any(|a| a == "-j");
+        let stdout = if json {
+            let items: Vec<String> = objs
+                .iter()
+                .map(|o| {
+                    let name = if o.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(r#","name":"{}""#, o.name)
+                    };
+                    format!(
+                        r#"{{"id":{},"size":{},"prog_ids":[],"map_ids":[],"kernel":{}{name}}}"#,
+                        o.id,
+                        o.bytes.len() as u64 + off,
+                        o.kernel_btf
+                    )
+                })
+                .collect();
+            format!("[{}]", items.join(","))
+        } else {
+            objs.iter()
+                .map(|o| {
+                    let name = if o.kernel_btf {
+                        format!("[{}]", o.name)
+                    } else {
+                        "<anon>".into()
+                    };
+                    format!("{}: name {name}  size {}B\n", o.id, o.bytes.len() as u64 + off)
+                })
+                .collect()
+        };
+        crate::bpftool::ProgramOutput {
+            status: Some(0),
+            stdout: stdout.into_bytes(),
+            stderr: Vec::new(),
+        }
     }
 }
 

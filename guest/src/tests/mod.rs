@@ -5,6 +5,7 @@
 mod interface;
 mod load;
 mod module_btf;
+mod bpftool;
 mod tracing;
 mod types;
 
@@ -150,6 +151,7 @@ pub fn plan(scenarios: &[(&str, &str)]) -> Plan {
         config_path: "/config".into(),
         spec_config: BTreeMap::new(),
         modules,
+        bpftool: None,
         scenarios: scenarios
             .iter()
             .map(|(name, steps)| PlannedScenario {

@@ -7,3 +7,4 @@ pub mod agent;
 pub mod initramfs;
 pub mod modules;
 pub mod plan;
+pub mod tools;

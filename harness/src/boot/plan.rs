@@ -7,6 +7,7 @@ use btfvm_proto::{KernelFacts, ModuleEntry, Plan, PlannedScenario, Step, PROTOCO
 
 use super::initramfs::{Archive, Entry};
 use super::modules::{self, ElfProblem, ModuleError, ModuleFile, ModuleIndex};
+use super::tools::{self, Bpftool};
 use crate::inputs::kernelspec::KernelSpec;
 use crate::inputs::scenario::Scenario;
 use crate::kernel::KernelImage;
@@ -36,12 +37,14 @@ pub enum Unprepared {
     /// A module of another kernel (its vermagic names another release):
     /// bad input, as a modules tree of another kernel is.
     Foreign(String),
+    /// A program the scenario runs in the guest could not be had.
+    Tool(String),
 }
 
 impl Unprepared {
     pub fn message(&self) -> &str {
         match self {
-            Unprepared::Module(m) | Unprepared::Foreign(m) => m,
+            Unprepared::Module(m) | Unprepared::Foreign(m) | Unprepared::Tool(m) => m,
         }
     }
 }
@@ -59,6 +62,7 @@ pub fn prepare(
     scenarios: &[&Scenario],
     agent: &[u8],
     attempt: u32,
+    bpftool: &Bpftool,
 ) -> Prepared {
     let facts = KernelFacts::from_config(&image.config.parsed);
     let mut archive = Archive::new();
@@ -80,10 +84,31 @@ pub fn prepare(
         entries: BTreeMap::new(),
         damaged: None,
     };
+    let mut guest_bpftool = None;
     for sc in scenarios {
         if let Some(reason) = not_for(spec, sc, &facts) {
             ignored.insert(sc.name.clone(), reason);
             continue;
+        }
+        if sc.steps.iter().any(Step::uses_bpftool) {
+            match (bpftool, &guest_bpftool) {
+                (_, Some(_)) => {}
+                (Bpftool::Available(p), None) => match tools::place(p, &mut archive) {
+                    Ok(g) => guest_bpftool = Some(g),
+                    Err(e) => {
+                        broken.insert(sc.name.clone(), Unprepared::Tool(format!("bpftool: {e}")));
+                        continue;
+                    }
+                },
+                (Bpftool::Absent(why), None) => {
+                    ignored.insert(sc.name.clone(), format!("no bpftool here: {why}"));
+                    continue;
+                }
+                (Bpftool::Failed(e), None) => {
+                    broken.insert(sc.name.clone(), Unprepared::Tool(format!("bpftool: {e}")));
+                    continue;
+                }
+            }
         }
         match modules.add_for(sc, &mut archive) {
             Ok(()) => planned.push(PlannedScenario {
@@ -103,6 +128,7 @@ pub fn prepare(
         modules: modules.entries,
         scenarios: planned,
         attempt,
+        bpftool: guest_bpftool,
     };
     let plan_json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
     archive.add(Entry::file("plan.json", 0o644, plan_json));

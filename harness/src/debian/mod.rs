@@ -9,6 +9,7 @@ pub mod apt;
 pub mod deb;
 pub mod deb822;
 pub mod mirror;
+pub mod program;
 
 use std::fs;
 use std::path::Path;

@@ -3,17 +3,16 @@
 //! loader from a wrapper script in the cache: trixie's and sid's need a
 //! newer glibc than the host's, and nothing is installed over the host's.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
 use super::BuildEvent;
-use crate::debian::apt::PackageInfo;
-use crate::debian::{DebianError, PackageStep, Pinned, Suite};
+use crate::debian::program::{self, Program, ProgramError, ProgramEvent, Wanted, LIB_DIRS};
+use crate::debian::{DebianError, Suite};
 use crate::inputs::build_spec::PaholeChoice;
 use crate::support::cache::{write_atomic, Cache, CacheError};
 use crate::support::child::{self, RunError};
@@ -34,12 +33,8 @@ pub enum PaholeError {
         program: PathBuf,
         output: String,
     },
-    #[error("Debian {suite}: {package} has no {missing} after extraction")]
-    Incomplete {
-        suite: String,
-        package: String,
-        missing: &'static str,
-    },
+    #[error(transparent)]
+    Program(#[from] ProgramError),
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
 }
@@ -50,7 +45,7 @@ impl PaholeError {
             PaholeError::Debian(e) => e.class(),
             PaholeError::Cache(e) => e.class(),
             PaholeError::NotFound { .. } | PaholeError::NoVersion { .. } => ErrorClass::Input,
-            PaholeError::Incomplete { .. } => ErrorClass::Kernel,
+            PaholeError::Program(e) => e.class(),
             PaholeError::Interrupted(i) => i.class(),
         }
     }
@@ -192,38 +187,6 @@ fn debian_pahole(
     Ok(p)
 }
 
-/// pahole's package and the libraries it needs: the loader, libc and what
-/// pahole links against (zlib's package is the one whose name does not
-/// start with lib).
-fn packages_of(suite: &Suite) -> Result<Vec<PackageInfo>, PaholeError> {
-    // trixie and later split the binary into `pahole`; before, `dwarves`.
-    let root_pkg = match suite.show_one("pahole") {
-        Ok(p) => p,
-        Err(DebianError::NotFound { .. }) => suite.show_one("dwarves")?,
-        Err(e) => return Err(e.into()),
-    };
-    let mut seen: BTreeSet<String> = BTreeSet::from([root_pkg.name.clone()]);
-    let mut chosen = vec![root_pkg];
-    let mut i = 0;
-    while i < chosen.len() {
-        let wanted: Vec<String> = chosen[i]
-            .depends
-            .iter()
-            .filter_map(|alts| alts.first())
-            .filter(|n| (n.starts_with("lib") || *n == "zlib1g") && !seen.contains(*n))
-            .cloned()
-            .collect();
-        for n in wanted {
-            seen.insert(n.clone());
-            if let Ok(info) = suite.show_one(&n) {
-                chosen.push(info);
-            }
-        }
-        i += 1;
-    }
-    Ok(chosen)
-}
-
 fn debian(
     choice: &PaholeChoice,
     suite_name: &str,
@@ -232,130 +195,50 @@ fn debian(
     events: &mut dyn FnMut(BuildEvent),
 ) -> Result<Pahole, PaholeError> {
     let suite = Suite::open(cache, suite_name, mirror)?;
-    let base = cache.subdir("build/pahole")?;
-    // Memo: entry name, then the package list; no apt when it is there.
-    if let Some(memo) = suite.memo("pahole") {
-        if let Some((name, packages)) = memo.split_once('\n') {
-            let entry = base.join(name);
-            if entry.join("pahole").is_file() {
-                return debian_pahole(choice, suite_name, &entry, packages);
-            }
-        }
-    }
-    let _lock = suite.ready(&mut || {
-        events(BuildEvent::Step {
+    // trixie and later split the binary into `pahole`; before, `dwarves`.
+    let wanted = Wanted {
+        packages: &["pahole", "dwarves"],
+        binary: "usr/bin/pahole",
+        dir: "build/pahole",
+        memo: "pahole",
+    };
+    let program = program::extract(&suite, cache, &wanted, &mut |e| match e {
+        ProgramEvent::Updating => events(BuildEvent::Step {
             what: format!("updating apt index for {suite_name}"),
-        })
+        }),
+        ProgramEvent::Downloading(p) => events(BuildEvent::Step {
+            what: format!("downloading {} {} (debian:{suite_name})", p.name, p.version),
+        }),
     })?;
-    let chosen = packages_of(&suite)?;
-    let packages: String = chosen
-        .iter()
-        .map(|p| format!("{} {}\n", p.name, p.version))
-        .collect();
-    // The whole package set names the entry: a library update is a new one.
-    let name = format!(
-        "{suite_name}_{}_{}",
-        chosen[0].version.replace(':', "%3a"),
-        &hex(&Sha256::digest(packages.as_bytes()))[..8]
-    );
-    let entry = base.join(&name);
-    cache.install_dir(&entry, |tmp| -> Result<(), PaholeError> {
-        let pinned: Vec<Pinned> = chosen.iter().map(Pinned::from).collect();
-        suite.fetch_into(&pinned, tmp, &tmp.join("root"), &mut |p, step| {
-            if step == PackageStep::Downloading {
-                events(BuildEvent::Step {
-                    what: format!("downloading {} {} (debian:{suite_name})", p.name, p.version),
-                });
-            }
-        })?;
-        write_wrapper(tmp, &entry, suite_name, &chosen[0].name)?;
-        Ok(())
-    })?;
-    suite.set_memo("pahole", &format!("{name}\n{packages}"))?;
-    debian_pahole(choice, suite_name, &entry, &packages)
+    let wrapper = program.entry.join("pahole");
+    if !wrapper.is_file() {
+        write_wrapper(&program, suite_name)?;
+    }
+    debian_pahole(choice, suite_name, &program.entry, &program.packages)
 }
 
-/// Library folders of a Debian root, merged-/usr or not.
-const LIB_DIRS: [&str; 2] = ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"];
-
-/// Writes `<tmp>/pahole`, which runs the suite's pahole with the suite's
+/// Writes `<entry>/pahole`, which runs the suite's pahole with the suite's
 /// loader and libraries (then the host's, for anything not extracted).
-/// Paths in it are those of the final entry, where it will live.
-fn write_wrapper(tmp: &Path, entry: &Path, suite: &str, package: &str) -> Result<(), PaholeError> {
-    let root = tmp.join("root");
-    let incomplete = |missing| PaholeError::Incomplete {
-        suite: suite.into(),
-        package: package.into(),
-        missing,
-    };
-    if !root.join("usr/bin/pahole").is_file() {
-        return Err(incomplete("usr/bin/pahole"));
+fn write_wrapper(p: &Program, suite: &str) -> Result<(), PaholeError> {
+    let root = p.root();
+    let mut libs = Program::library_path(&root);
+    for d in LIB_DIRS {
+        libs.push_str(&format!(":/{d}"));
     }
-    let loader = ["lib64", LIB_DIRS[0], LIB_DIRS[1]]
-        .iter()
-        .map(|d| Path::new(d).join("ld-linux-x86-64.so.2"))
-        .find_map(|rel| resolve_in_root(&root, &rel))
-        .ok_or_else(|| incomplete("ld-linux-x86-64.so.2"))?;
-    let final_root = entry.join("root");
-    let mut libs: Vec<String> = LIB_DIRS
-        .iter()
-        .map(|d| final_root.join(d).display().to_string())
-        .collect();
-    libs.extend(LIB_DIRS.iter().map(|d| format!("/{d}")));
     let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let package = p.packages.lines().next().unwrap_or_default();
     let script = format!(
         "#!/bin/sh\n# pahole of Debian {suite} ({package}), run with its own loader and libraries\n\
          exec {} --library-path {} {} \"$@\"\n",
-        q(&final_root.join(&loader).display().to_string()),
-        q(&libs.join(":")),
-        q(&final_root.join("usr/bin/pahole").display().to_string()),
+        q(&root.join(&p.loader).display().to_string()),
+        q(&libs),
+        q(&root.join(&p.binary).display().to_string()),
     );
-    let path = tmp.join("pahole");
+    let path = p.entry.join("pahole");
     write_atomic(&path, script.as_bytes())?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
         .map_err(|e| CacheError::io("cannot chmod", &path, e))?;
     Ok(())
-}
-
-/// Follows symlinks of `rel` as if `root` were `/` (the loader's links are
-/// absolute: /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-2.31.so).
-/// Returns the path relative to `root` of the file it ends at.
-fn resolve_in_root(root: &Path, rel: &Path) -> Option<PathBuf> {
-    let mut cur = rel.to_path_buf();
-    for _ in 0..16 {
-        let mut acc = PathBuf::new();
-        let comps: Vec<Component> = cur.components().collect();
-        let mut redirected = None;
-        for (i, c) in comps.iter().enumerate() {
-            match c {
-                Component::Normal(n) => acc.push(n),
-                Component::ParentDir => {
-                    acc.pop();
-                }
-                _ => continue,
-            }
-            let full = root.join(&acc);
-            let meta = fs::symlink_metadata(&full).ok()?;
-            if meta.file_type().is_symlink() {
-                let target = fs::read_link(&full).ok()?;
-                let mut next = if target.is_absolute() {
-                    target.strip_prefix("/").ok()?.to_path_buf()
-                } else {
-                    acc.parent().unwrap_or(Path::new("")).join(target)
-                };
-                for rest in &comps[i + 1..] {
-                    next.push(rest);
-                }
-                redirected = Some(next);
-                break;
-            }
-        }
-        match redirected {
-            Some(n) => cur = n,
-            None => return root.join(&acc).is_file().then_some(acc),
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -377,14 +260,14 @@ mod tests {
         .unwrap();
         symlink("ld-2.31.so", r.join("lib/x86_64-linux-gnu/ld.so")).unwrap();
         assert_eq!(
-            resolve_in_root(r, Path::new("lib64/ld-linux-x86-64.so.2")),
+            program::resolve_in_root(r, Path::new("lib64/ld-linux-x86-64.so.2")),
             Some(PathBuf::from("lib/x86_64-linux-gnu/ld-2.31.so"))
         );
         assert_eq!(
-            resolve_in_root(r, Path::new("lib/x86_64-linux-gnu/ld.so")),
+            program::resolve_in_root(r, Path::new("lib/x86_64-linux-gnu/ld.so")),
             Some(PathBuf::from("lib/x86_64-linux-gnu/ld-2.31.so"))
         );
-        assert_eq!(resolve_in_root(r, Path::new("lib64/nothing")), None);
+        assert_eq!(program::resolve_in_root(r, Path::new("lib64/nothing")), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::select::SelectedKernel;
 use super::settings::RunSettings;
 use super::verdict::{apply_allowlist, describe_end, map_results};
 use crate::boot::agent::AGENT;
+use crate::boot::tools::Bpftool;
 use crate::boot::plan::{self, Prepared, Unprepared};
 use crate::inputs::scenario::Scenario;
 use crate::kernel::{CacheEntry, KernelImage};
@@ -89,7 +90,8 @@ pub fn run_kernel(
     if let Some(why) = not_run(s) {
         return all_failed(record, scenarios, FailureKind::NotRun, why);
     }
-    let (image, prepared) = match prepare(k, scenarios, s, events) {
+    let bpftool = super::tools::bpftool(k, scenarios, &s.cache, s.mirror.as_deref());
+    let (image, prepared) = match prepare(k, scenarios, s, events, &bpftool) {
         Ok(p) => p,
         Err((kind, message)) => return all_failed(record, scenarios, kind, message),
     };
@@ -139,7 +141,8 @@ pub fn run_kernel(
         Ok((boot, outcome)) => {
             results.extend(map_results(&planned, &outcome));
             record.boot = Some(boot);
-            record.retries = retry_failures(k, &image, scenarios, s, events, &mut results);
+            record.retries =
+                retry_failures(k, &image, scenarios, s, events, &bpftool, &mut results);
             check_after_failure(&image, &mut results);
         }
         Err(e) => {
@@ -166,13 +169,14 @@ fn prepare(
     scenarios: &[&Scenario],
     s: &RunSettings,
     events: &EventSink,
+    bpftool: &Bpftool,
 ) -> Result<(KernelImage, Prepared), (FailureKind, String)> {
     let acquire = || {
         image_of(k, s, events)
             .map_err(|e| (e.class().into(), format!("kernel {}: {e}", k.spec.name)))
     };
     let mut image = acquire()?;
-    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0);
+    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool);
     if let (Some(d), Some(entry)) = (&prepared.damaged, &image.cache_entry) {
         events(&RunEvent::Warning {
             kernel: Some(k.spec.name.clone()),
@@ -188,7 +192,7 @@ fn prepare(
             )
         })?;
         image = acquire()?;
-        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0);
+        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool);
         if let Some(d) = &prepared.damaged {
             return Err((
                 FailureKind::Environment,
@@ -213,6 +217,7 @@ fn retry_failures(
     scenarios: &[&Scenario],
     s: &RunSettings,
     events: &EventSink,
+    bpftool: &Bpftool,
     results: &mut BTreeMap<String, ScenarioResult>,
 ) -> Vec<BootRecord> {
     let mut boots = Vec::new();
@@ -230,7 +235,7 @@ fn retry_failures(
         if again.is_empty() || not_run(s).is_some() {
             break;
         }
-        let prepared = plan::prepare(&k.spec, image, &again, AGENT, attempt);
+        let prepared = plan::prepare(&k.spec, image, &again, AGENT, attempt, bpftool);
         let planned: Vec<String> = again.iter().map(|sc| sc.name.clone()).collect();
         let Ok((boot, outcome)) = boot_once(k, image, &prepared, &planned, s, events) else {
             break;

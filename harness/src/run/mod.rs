@@ -14,4 +14,5 @@ pub mod replay;
 pub mod select;
 pub mod settings;
 pub mod suite;
+pub mod tools;
 pub mod verdict;

@@ -182,6 +182,7 @@ impl<'p, K: Kernel> Agent<'p, K> {
             Step::Trigger(t) => self.trigger(sc, t),
             Step::ExpectRuns(r) => self.expect_runs(sc, r),
             Step::ExpectBpftoolBtfShow => self.expect_bpftool_btf_show(sc),
+            Step::ExpectDistilledBase(m) => self.expect_distilled_base(sc, &m.0),
             Step::When(w) => {
                 let facts = KernelFacts::from_config(&self.config);
                 let branch = if w.condition().eval(&facts).is_ok() {

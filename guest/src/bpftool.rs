@@ -36,7 +36,10 @@ pub fn compare(objs: &[BtfObject], json: &str, text: &str) -> Result<Vec<String>
         .ok_or_else(|| format!("`bpftool -j btf show` printed no array: {json:.200}"))?;
     let mut notes = Vec::new();
     for o in objs {
-        let Some(entry) = listed.iter().find(|e| e["id"].as_u64() == Some(u64::from(o.id))) else {
+        let Some(entry) = listed
+            .iter()
+            .find(|e| e["id"].as_u64() == Some(u64::from(o.id)))
+        else {
             return Err(format!(
                 "`bpftool -j btf show` lists no BTF object {} ({:?}), which the agent sees",
                 o.id, o.name
@@ -132,7 +135,8 @@ mod tests {
     }
 
     const JSON: &str = r#"[{"id":1,"size":4109490,"prog_ids":[],"map_ids":[],"kernel":true,"name":"vmlinux"},{"id":2,"size":453,"prog_ids":[],"map_ids":[],"kernel":true,"name":"dummy"},{"id":3,"size":60,"prog_ids":[],"map_ids":[],"kernel":false}]"#;
-    const TEXT: &str = "1: name [vmlinux]  size 4109490B\n2: name [dummy]  size 453B\n3: name <anon>  size 60B\n";
+    const TEXT: &str =
+        "1: name [vmlinux]  size 4109490B\n2: name [dummy]  size 453B\n3: name <anon>  size 60B\n";
 
     #[test]
     fn the_listings_agree_with_the_agent() {
@@ -144,14 +148,44 @@ mod tests {
         let notes = compare(&objs, JSON, TEXT).unwrap();
         assert_eq!(notes[1], "bpftool: 2: name [dummy]  size 453B");
         // Each disagreement is named.
-        let e = compare(&[obj(1, "vmlinux", true, 4109490), obj(2, "dummy", true, 454), obj(3, "", false, 60)], JSON, TEXT)
-            .unwrap_err();
-        assert!(e.contains("bpftool says BTF object 2 is name \"dummy\", kernel Some(true), size Some(453)"), "{e}");
-        let e = compare(&[obj(1, "vmlinux", true, 4109490), obj(3, "", false, 60)], JSON, TEXT).unwrap_err();
-        assert!(e.contains("lists BTF object 2, which the agent does not see"), "{e}");
-        let e = compare(&[obj(1, "vmlinux", true, 4109490)], JSON, "1: name vmlinux size 4109490B\n")
-            .unwrap_err();
-        assert!(e.contains("has no line `1: name [vmlinux]  size 4109490B`"), "{e}");
-        assert!(compare(&[], "not json", "").unwrap_err().contains("printed no JSON"));
+        let e = compare(
+            &[
+                obj(1, "vmlinux", true, 4109490),
+                obj(2, "dummy", true, 454),
+                obj(3, "", false, 60),
+            ],
+            JSON,
+            TEXT,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(
+                "bpftool says BTF object 2 is name \"dummy\", kernel Some(true), size Some(453)"
+            ),
+            "{e}"
+        );
+        let e = compare(
+            &[obj(1, "vmlinux", true, 4109490), obj(3, "", false, 60)],
+            JSON,
+            TEXT,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("lists BTF object 2, which the agent does not see"),
+            "{e}"
+        );
+        let e = compare(
+            &[obj(1, "vmlinux", true, 4109490)],
+            JSON,
+            "1: name vmlinux size 4109490B\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("has no line `1: name [vmlinux]  size 4109490B`"),
+            "{e}"
+        );
+        assert!(compare(&[], "not json", "")
+            .unwrap_err()
+            .contains("printed no JSON"));
     }
 }

@@ -165,6 +165,26 @@ impl<K: Kernel> Agent<'_, K> {
         Ok(())
     }
 
+    pub(crate) fn expect_distilled_base(&mut self, sc: &mut Scenario<K>, module: &str) -> R {
+        let entry = sc.loaded_from.get(module).cloned().ok_or_else(|| {
+            format!(
+                "{module} was not loaded by this scenario: add `load: {module}` before this step"
+            )
+        })?;
+        let base_types = entry.btf_base_types.ok_or_else(|| {
+            format!(
+                "{module} was loaded from {}, which has no .BTF.base: nothing for the kernel to relocate",
+                entry.file
+            )
+        })?;
+        let vmlinux_types = self.vmlinux_btf()?.types().len();
+        self.expect_split_btf(sc, module)?;
+        sc.obs.notes.push(format!(
+            "{module}: the file's .BTF is split over a distilled base of {base_types} types; the kernel's copy over vmlinux's {vmlinux_types}"
+        ));
+        Ok(())
+    }
+
     pub(crate) fn expect_btf_struct(
         &mut self,
         sc: &mut Scenario<K>,

@@ -63,6 +63,10 @@ pub struct ModuleEntry {
     /// none, so a missing BTF object can be explained by the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub btf_bytes: Option<u64>,
+    /// The number of types in the file's `.BTF.base` (the distilled base
+    /// its `.BTF` is split over), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btf_base_types: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

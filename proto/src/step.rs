@@ -24,16 +24,31 @@ pub enum Variant {
     NoBtf,
     /// `.BTF` present but damaged so the kernel's validation rejects it.
     CorruptBtf,
+    /// The test module built out of tree against the kernel's own Debian
+    /// headers packages, as a DKMS module is.
+    OutOfTree,
+    /// The same with pahole's distilled base (`.BTF.base`), which the
+    /// kernel relocates onto its vmlinux BTF at load (6.11+).
+    DistilledBase,
 }
 
 impl Variant {
+    /// The variants made from a module as shipped.
     pub const ALL: [Variant; 3] = [Variant::Plain, Variant::NoBtf, Variant::CorruptBtf];
+
+    /// Variants built from source by the host rather than made from the
+    /// kernel's own module file.
+    pub fn is_built(self) -> bool {
+        matches!(self, Variant::OutOfTree | Variant::DistilledBase)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Variant::Plain => "plain",
             Variant::NoBtf => "no-btf",
             Variant::CorruptBtf => "corrupt-btf",
+            Variant::OutOfTree => "out-of-tree",
+            Variant::DistilledBase => "distilled-base",
         }
     }
 }
@@ -51,8 +66,10 @@ impl FromStr for Variant {
             "plain" => Ok(Variant::Plain),
             "no-btf" => Ok(Variant::NoBtf),
             "corrupt-btf" => Ok(Variant::CorruptBtf),
+            "out-of-tree" => Ok(Variant::OutOfTree),
+            "distilled-base" => Ok(Variant::DistilledBase),
             _ => Err(format!(
-                "unknown variant {s:?}: expected plain, no-btf or corrupt-btf"
+                "unknown variant {s:?}: expected plain, no-btf, corrupt-btf, out-of-tree or distilled-base"
             )),
         }
     }
@@ -305,6 +322,10 @@ pub enum Step {
     Trigger(crate::tracing::Trigger),
     /// An attachment's program ran exactly this many times.
     ExpectRuns(crate::tracing::RunsArgs),
+    /// The module was loaded from a file whose `.BTF` is split over a
+    /// distilled base (`.BTF.base`), and the kernel's copy of its BTF is
+    /// split over the running vmlinux: the kernel relocated it.
+    ExpectDistilledBase(ModuleArg),
     /// The kernel's suite's own bpftool, `btf show` and `-j btf show`,
     /// lists the BTF objects the agent sees: same IDs, names, sizes and
     /// kernel flags, and `name [vmlinux]`, `name [<module>]` in the text.
@@ -347,6 +368,7 @@ impl Step {
             | Step::ExpectChainBtf(m)
             | Step::ExpectNoModuleBtf(m)
             | Step::HoldBtfFd(m)
+            | Step::ExpectDistilledBase(m)
             | Step::ExpectBtfGone(m) => Some(&m.0),
             _ => None,
         }

@@ -450,7 +450,11 @@ impl FakeKernel {
                     } else {
                         "<anon>".into()
                     };
-                    format!("{}: name {name}  size {}B\n", o.id, o.bytes.len() as u64 + off)
+                    format!(
+                        "{}: name {name}  size {}B\n",
+                        o.id,
+                        o.bytes.len() as u64 + off
+                    )
                 })
                 .collect()
         };

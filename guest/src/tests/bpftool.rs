@@ -30,3 +30,24 @@ fn bpftool_lists_what_the_agent_sees() {
     let b = boot_with(kernel(), CONFIG_6_1, &plan(&[("s", steps)]));
     b.fails_with("s", "the plan has no bpftool");
 }
+
+#[test]
+fn a_distilled_base_needs_the_file_to_carry_one() {
+    let steps = r#"[{"load": "btfvm_test"}, {"expect_distilled_base": "btfvm_test"}]"#;
+    let b = boot_with(kernel(), CONFIG_6_1, &plan(&[("s", steps)]));
+    b.fails_with(
+        "s",
+        "which has no .BTF.base: nothing for the kernel to relocate",
+    );
+    let mut p = plan(&[("s", steps)]);
+    if let Some(e) = p.modules.get_mut("btfvm_test") {
+        e.btf_base_types = Some(6);
+    }
+    let b = boot_with(kernel(), CONFIG_6_1, &p);
+    b.passed("s");
+    assert!(b
+        .obs("s")
+        .notes
+        .iter()
+        .any(|n| n.contains("split over a distilled base of 6 types")));
+}

@@ -2,10 +2,10 @@
 //! through `runner::run`, as the agent in the VM does, and looks at the
 //! messages it sent and at what the fake kernel saw.
 
+mod bpftool;
 mod interface;
 mod load;
 mod module_btf;
-mod bpftool;
 mod tracing;
 mod types;
 
@@ -137,6 +137,7 @@ pub fn plan(scenarios: &[(&str, &str)]) -> Plan {
         .map(|(key, file, deps)| {
             let entry = ModuleEntry {
                 btf_bytes: file.btf.as_ref().map(|b| b.len() as u64),
+                btf_base_types: None,
                 name: file.name,
                 file: path(key),
                 deps: deps.into_iter().map(String::from).collect(),

@@ -7,7 +7,7 @@ use btfvm_proto::{KernelFacts, ModuleEntry, Plan, PlannedScenario, Step, PROTOCO
 
 use super::initramfs::{Archive, Entry};
 use super::modules::{self, ElfProblem, ModuleError, ModuleFile, ModuleIndex};
-use super::tools::{self, Bpftool};
+use super::tools::{self, Bpftool, Built, BuiltModules};
 use crate::inputs::kernelspec::KernelSpec;
 use crate::inputs::scenario::Scenario;
 use crate::kernel::KernelImage;
@@ -63,6 +63,7 @@ pub fn prepare(
     agent: &[u8],
     attempt: u32,
     bpftool: &Bpftool,
+    built: &BuiltModules,
 ) -> Prepared {
     let facts = KernelFacts::from_config(&image.config.parsed);
     let mut archive = Archive::new();
@@ -83,6 +84,7 @@ pub fn prepare(
         index: None,
         entries: BTreeMap::new(),
         damaged: None,
+        built,
     };
     let mut guest_bpftool = None;
     for sc in scenarios {
@@ -109,6 +111,17 @@ pub fn prepare(
                     continue;
                 }
             }
+        }
+        match built_for(sc, built) {
+            Some(Err(reason)) => {
+                ignored.insert(sc.name.clone(), reason);
+                continue;
+            }
+            Some(Ok(why)) => {
+                broken.insert(sc.name.clone(), why);
+                continue;
+            }
+            None => {}
         }
         match modules.add_for(sc, &mut archive) {
             Ok(()) => planned.push(PlannedScenario {
@@ -157,6 +170,30 @@ fn not_for(spec: &KernelSpec, sc: &Scenario, facts: &KernelFacts<'_>) -> Option<
         .map(|reason| format!("feature absent: {reason}"))
 }
 
+/// What keeps a scenario that loads a built variant from running: Err
+/// (ignored, with the reason) or Ok (broken); None when it can run.
+fn built_for(sc: &Scenario, built: &BuiltModules) -> Option<Result<Unprepared, String>> {
+    for (name, v) in sc.modules().into_iter().filter(|(_, v)| v.is_built()) {
+        if name != crate::kbuild::testmod::MODULE {
+            return Some(Ok(Unprepared::Module(format!(
+                "variant {v} of {name}: only {} has sources btfvm can build",
+                crate::kbuild::testmod::MODULE
+            ))));
+        }
+        match built.get(&v) {
+            Some(Built::Ready { .. }) => {}
+            Some(Built::Absent(why)) => return Some(Err(format!("no {v} build here: {why}"))),
+            Some(Built::Failed(why)) => return Some(Ok(Unprepared::Tool(format!("{v}: {why}")))),
+            None => {
+                return Some(Ok(Unprepared::Tool(format!(
+                    "{v} of {name} was not built (a host bug)"
+                ))))
+            }
+        }
+    }
+    None
+}
+
 /// The modules of the plan, and the kernel's module index, scanned once
 /// and only if some scenario loads a module.
 struct Modules<'a> {
@@ -164,6 +201,7 @@ struct Modules<'a> {
     index: Option<Result<ModuleIndex, String>>,
     entries: BTreeMap<String, ModuleEntry>,
     damaged: Option<Damage>,
+    built: &'a BuiltModules,
 }
 
 impl Modules<'_> {
@@ -180,6 +218,11 @@ impl Modules<'_> {
         for (name, variant) in &needed {
             let key = Plan::module_key(name, *variant);
             if self.entries.contains_key(&key) {
+                continue;
+            }
+            if variant.is_built() {
+                self.add_built(&key, name, *variant, archive)
+                    .map_err(|m| Unprepared::Module(format!("preparing module {key}: {m}")))?;
                 continue;
             }
             let r = match &idx {
@@ -210,6 +253,48 @@ impl Modules<'_> {
                 }
             });
         }
+        Ok(())
+    }
+
+    /// Adds a module the host built (checked by `built_for`: it is there).
+    fn add_built(
+        &mut self,
+        key: &str,
+        name: &str,
+        v: btfvm_proto::Variant,
+        archive: &mut Archive,
+    ) -> Result<(), String> {
+        let Some(Built::Ready {
+            path,
+            btf_bytes,
+            btf_base_types,
+        }) = self.built.get(&v)
+        else {
+            return Err("not built".into());
+        };
+        let raw = modules::read_module_file(path).map_err(|e| e.to_string())?;
+        let elf = modules::decode_module(path, &raw).map_err(|e| e.to_string())?;
+        let m = ModuleFile {
+            name: name.to_string(),
+            path: path.clone(),
+            depends: Vec::new(),
+        };
+        self.check_vermagic(&m, &elf).map_err(|p| match p {
+            Problem::Foreign(s) | Problem::Other(s) => s,
+            Problem::Damaged(d) => d.to_string(),
+        })?;
+        let file = format!("/modules/{key}.ko");
+        archive.add(Entry::file(&file, 0o644, elf));
+        self.entries.insert(
+            key.to_string(),
+            ModuleEntry {
+                name: name.to_string(),
+                file,
+                deps: Vec::new(),
+                btf_bytes: *btf_bytes,
+                btf_base_types: *btf_base_types,
+            },
+        );
         Ok(())
     }
 
@@ -251,6 +336,7 @@ impl Modules<'_> {
                     file,
                     deps,
                     btf_bytes,
+                    btf_base_types: None,
                 },
             );
         }

@@ -65,3 +65,21 @@ pub fn place(p: &Program, archive: &mut Archive) -> Result<GuestProgram, String>
         origin: p.packages.lines().next().unwrap_or_default().to_string(),
     })
 }
+
+/// The test module built by the host for a variant (`out-of-tree`,
+/// `distilled-base`), or why not.
+#[derive(Debug, Clone)]
+pub enum Built {
+    Ready {
+        path: std::path::PathBuf,
+        btf_bytes: Option<u64>,
+        btf_base_types: Option<u32>,
+    },
+    /// Cannot be built for this kernel here: the scenarios are ignored.
+    Absent(String),
+    /// Should have been built and was not: the scenarios fail.
+    Failed(String),
+}
+
+/// Built modules by variant.
+pub type BuiltModules = std::collections::BTreeMap<btfvm_proto::Variant, Built>;

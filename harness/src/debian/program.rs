@@ -107,7 +107,11 @@ impl ProgramError {
 /// loader) and what it links against, followed through their own
 /// dependencies (zlib's package is the one whose name does not start with
 /// lib).
-fn packages_of(suite: &Suite, candidates: &[&str]) -> Result<Vec<PackageInfo>, DebianError> {
+fn packages_of(
+    suites: &[&Suite],
+    candidates: &[&str],
+) -> Result<Vec<(usize, PackageInfo)>, DebianError> {
+    let suite = suites[0];
     let mut root_pkg = None;
     let mut last = None;
     for c in candidates {
@@ -130,11 +134,20 @@ fn packages_of(suite: &Suite, candidates: &[&str]) -> Result<Vec<PackageInfo>, D
             })
         }
     };
+    // A dependency comes from the first suite that has it (a backports
+    // package's libraries are its base suite's).
+    let find = |n: &str| {
+        suites
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.show_one(n).ok().map(|info| (i, info)))
+    };
     let mut seen: BTreeSet<String> = BTreeSet::from([root_pkg.name.clone()]);
-    let mut chosen = vec![root_pkg];
+    let mut chosen = vec![(0, root_pkg)];
     let mut i = 0;
     while i < chosen.len() {
         let wanted: Vec<String> = chosen[i]
+            .1
             .depends
             .iter()
             .filter_map(|alts| alts.first())
@@ -143,8 +156,8 @@ fn packages_of(suite: &Suite, candidates: &[&str]) -> Result<Vec<PackageInfo>, D
             .collect();
         for n in wanted {
             seen.insert(n.clone());
-            if let Ok(info) = suite.show_one(&n) {
-                chosen.push(info);
+            if let Some(found) = find(&n) {
+                chosen.push(found);
             }
         }
         i += 1;
@@ -171,13 +184,15 @@ fn find_loader(root: &Path) -> Option<PathBuf> {
         .find_map(|rel| resolve_in_root(root, &rel))
 }
 
-/// The program of `wanted` from `suite`, extracted once.
+/// The program of `wanted` from `suites[0]`, extracted once; its
+/// libraries come from the first of `suites` that has each.
 pub fn extract(
-    suite: &Suite,
+    suites: &[&Suite],
     cache: &Cache,
     wanted: &Wanted<'_>,
     events: &mut dyn FnMut(ProgramEvent),
 ) -> Result<Program, ProgramError> {
+    let suite = suites[0];
     let base = cache.subdir(wanted.dir)?;
     // Memo: entry name, then the package list; no apt when it is there.
     if let Some(memo) = suite.memo(wanted.memo) {
@@ -187,32 +202,41 @@ pub fn extract(
             }
         }
     }
-    let _lock = suite.ready(&mut || events(ProgramEvent::Updating))?;
-    let chosen = packages_of(suite, wanted.packages)?;
+    let mut locks = Vec::new();
+    for s in suites {
+        locks.push(s.ready(&mut || events(ProgramEvent::Updating))?);
+    }
+    let chosen = packages_of(suites, wanted.packages)?;
     let packages: String = chosen
         .iter()
-        .map(|p| format!("{} {}\n", p.name, p.version))
+        .map(|(_, p)| format!("{} {}\n", p.name, p.version))
         .collect();
     let name = format!(
         "{}_{}_{}",
         suite.name,
-        chosen[0].version.replace(':', "%3a"),
+        chosen[0].1.version.replace(':', "%3a"),
         &hex(&Sha256::digest(packages.as_bytes()))[..8]
     );
     let entry = base.join(&name);
     let incomplete = |missing: &str| ProgramError::Incomplete {
         suite: suite.name.clone(),
-        package: chosen[0].name.clone(),
+        package: chosen[0].1.name.clone(),
         missing: missing.into(),
     };
     if found(&entry, wanted.binary, &packages).is_none() {
         cache.install_dir(&entry, |tmp| -> Result<(), ProgramError> {
-            let pinned: Vec<Pinned> = chosen.iter().map(Pinned::from).collect();
-            suite.fetch_into(&pinned, tmp, &tmp.join("root"), &mut |p, step| {
-                if step == PackageStep::Downloading {
-                    events(ProgramEvent::Downloading(p.clone()))
-                }
-            })?;
+            for (i, s) in suites.iter().enumerate() {
+                let pinned: Vec<Pinned> = chosen
+                    .iter()
+                    .filter(|(from, _)| *from == i)
+                    .map(|(_, p)| Pinned::from(p))
+                    .collect();
+                s.fetch_into(&pinned, tmp, &tmp.join("root"), &mut |p, step| {
+                    if step == PackageStep::Downloading {
+                        events(ProgramEvent::Downloading(p.clone()))
+                    }
+                })?;
+            }
             if !tmp.join("root").join(wanted.binary).is_file() {
                 return Err(incomplete(wanted.binary));
             }

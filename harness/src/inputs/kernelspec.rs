@@ -42,6 +42,42 @@ struct SpecFile {
     /// Known-harmless kernel splats of this kernel.
     #[serde(default)]
     allow_splats: Vec<AllowSplat>,
+    /// A kernel whose boots are known to fail now and then: boot again.
+    #[serde(default)]
+    flaky_boot: Option<FlakyBoot>,
+}
+
+/// Boots of this kernel fail now and then for a reason of its own (a
+/// crash in early boot under TCG, measured): scenarios its failed boot
+/// fails are booted again up to `retries` times, and one that then passes
+/// is reported as flaky, never as passed. The reason is mandatory.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FlakyBoot {
+    #[serde(deserialize_with = "flaky_retries")]
+    pub retries: u32,
+    #[serde(deserialize_with = "flaky_reason")]
+    pub reason: String,
+}
+
+fn flaky_retries<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d)?;
+    if !(1..=5).contains(&n) {
+        return Err(de::Error::custom(format!(
+            "flaky_boot: retries {n}: give 1 to 5 (more would hide a kernel that mostly fails)"
+        )));
+    }
+    Ok(n)
+}
+
+fn flaky_reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().is_empty() {
+        return Err(de::Error::custom(
+            "flaky_boot: `reason` is empty; say what fails and how often it was measured",
+        ));
+    }
+    Ok(text)
 }
 
 /// Checked here for its location; `load` parses it again in the spec's
@@ -110,6 +146,7 @@ pub struct KernelSpec {
     pub expect: Expectation,
     pub boot_timeout: Option<u64>,
     pub allow_splats: Vec<AllowSplat>,
+    pub flaky_boot: Option<FlakyBoot>,
 }
 
 impl KernelSpec {
@@ -124,6 +161,7 @@ impl KernelSpec {
             expect: Expectation::default(),
             boot_timeout: None,
             allow_splats: Vec::new(),
+            flaky_boot: None,
         }
     }
 }
@@ -142,6 +180,7 @@ pub fn load(path: &Path) -> Result<KernelSpec, YamlError> {
         expect: f.expect,
         boot_timeout: f.boot_timeout,
         allow_splats: f.allow_splats,
+        flaky_boot: f.flaky_boot,
     })
 }
 

@@ -14,6 +14,33 @@ fn repo_specs_load_with_one_default() {
 }
 
 #[test]
+fn a_flaky_boot_needs_a_bounded_count_and_a_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("k.yaml");
+    let base = "about: x\nsource: debian:sid\n";
+    std::fs::write(
+        &p,
+        format!("{base}flaky_boot: {{retries: 2, reason: \"crashes 1 in 5\"}}\n"),
+    )
+    .unwrap();
+    assert_eq!(load(&p).unwrap().flaky_boot.map(|f| f.retries), Some(2));
+    std::fs::write(&p, format!("{base}flaky_boot: {{retries: 9, reason: r}}\n")).unwrap();
+    let e = load(&p).unwrap_err().to_string();
+    assert!(e.contains("k.yaml:3:") && e.contains("give 1 to 5"), "{e}");
+    std::fs::write(
+        &p,
+        format!("{base}flaky_boot: {{retries: 1, reason: \" \"}}\n"),
+    )
+    .unwrap();
+    assert!(load(&p).unwrap_err().to_string().contains("say what fails"));
+    std::fs::write(&p, format!("{base}flaky_boot: {{retries: 1}}\n")).unwrap();
+    assert!(load(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("missing field `reason`"));
+}
+
+#[test]
 fn unknown_key_is_located() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("k.yaml");

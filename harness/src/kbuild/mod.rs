@@ -12,6 +12,7 @@ pub mod findings;
 mod inputs;
 pub mod make;
 pub mod meta;
+pub mod oot;
 pub mod pahole;
 mod pipeline;
 pub mod probe;

@@ -202,7 +202,7 @@ fn debian(
         dir: "build/pahole",
         memo: "pahole",
     };
-    let program = program::extract(&suite, cache, &wanted, &mut |e| match e {
+    let program = program::extract(&[&suite], cache, &wanted, &mut |e| match e {
         ProgramEvent::Updating => events(BuildEvent::Step {
             what: format!("updating apt index for {suite_name}"),
         }),
@@ -267,7 +267,10 @@ mod tests {
             program::resolve_in_root(r, Path::new("lib/x86_64-linux-gnu/ld.so")),
             Some(PathBuf::from("lib/x86_64-linux-gnu/ld-2.31.so"))
         );
-        assert_eq!(program::resolve_in_root(r, Path::new("lib64/nothing")), None);
+        assert_eq!(
+            program::resolve_in_root(r, Path::new("lib64/nothing")),
+            None
+        );
     }
 
     #[test]

@@ -14,9 +14,9 @@ use super::outcome::{FailureKind, ScenarioResult, TrialOutcome};
 use super::record::{BootRecord, KernelError, KernelRecord};
 use super::select::SelectedKernel;
 use super::settings::RunSettings;
+use super::tools::Extras;
 use super::verdict::{apply_allowlist, describe_end, map_results};
 use crate::boot::agent::AGENT;
-use crate::boot::tools::Bpftool;
 use crate::boot::plan::{self, Prepared, Unprepared};
 use crate::inputs::scenario::Scenario;
 use crate::kernel::{CacheEntry, KernelImage};
@@ -90,8 +90,7 @@ pub fn run_kernel(
     if let Some(why) = not_run(s) {
         return all_failed(record, scenarios, FailureKind::NotRun, why);
     }
-    let bpftool = super::tools::bpftool(k, scenarios, &s.cache, s.mirror.as_deref());
-    let (image, prepared) = match prepare(k, scenarios, s, events, &bpftool) {
+    let (image, prepared, extras) = match prepare(k, scenarios, s, events) {
         Ok(p) => p,
         Err((kind, message)) => return all_failed(record, scenarios, kind, message),
     };
@@ -141,8 +140,7 @@ pub fn run_kernel(
         Ok((boot, outcome)) => {
             results.extend(map_results(&planned, &outcome));
             record.boot = Some(boot);
-            record.retries =
-                retry_failures(k, &image, scenarios, s, events, &bpftool, &mut results);
+            record.retries = retry_failures(k, &image, scenarios, s, events, &extras, &mut results);
             check_after_failure(&image, &mut results);
         }
         Err(e) => {
@@ -169,14 +167,31 @@ fn prepare(
     scenarios: &[&Scenario],
     s: &RunSettings,
     events: &EventSink,
-    bpftool: &Bpftool,
-) -> Result<(KernelImage, Prepared), (FailureKind, String)> {
+) -> Result<(KernelImage, Prepared, Extras), (FailureKind, String)> {
     let acquire = || {
         image_of(k, s, events)
             .map_err(|e| (e.class().into(), format!("kernel {}: {e}", k.spec.name)))
     };
     let mut image = acquire()?;
-    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool);
+    let name = k.spec.name.clone();
+    let extras = Extras {
+        bpftool: super::tools::bpftool(k, scenarios, &s.cache, s.mirror.as_deref()),
+        built: super::tools::built_modules(
+            k,
+            &image,
+            scenarios,
+            &s.cache,
+            s.mirror.as_deref(),
+            &mut |event| {
+                events(&RunEvent::Build {
+                    kernel: name.clone(),
+                    event,
+                })
+            },
+        ),
+    };
+    let (bpftool, built) = (&extras.bpftool, &extras.built);
+    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool, built);
     if let (Some(d), Some(entry)) = (&prepared.damaged, &image.cache_entry) {
         events(&RunEvent::Warning {
             kernel: Some(k.spec.name.clone()),
@@ -192,7 +207,7 @@ fn prepare(
             )
         })?;
         image = acquire()?;
-        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool);
+        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool, built);
         if let Some(d) = &prepared.damaged {
             return Err((
                 FailureKind::Environment,
@@ -204,7 +219,7 @@ fn prepare(
         kernel: k.spec.name.clone(),
         origin: image.origin.clone(),
     });
-    Ok((image, prepared))
+    Ok((image, prepared, extras))
 }
 
 /// Boots again, up to `--retries` times, for the scenarios whose boot
@@ -217,11 +232,19 @@ fn retry_failures(
     scenarios: &[&Scenario],
     s: &RunSettings,
     events: &EventSink,
-    bpftool: &Bpftool,
+    extras: &Extras,
     results: &mut BTreeMap<String, ScenarioResult>,
 ) -> Vec<BootRecord> {
     let mut boots = Vec::new();
-    for attempt in 1..=s.retries {
+    let spec_retries = k.spec.flaky_boot.as_ref().map_or(0, |f| f.retries);
+    let because = k
+        .spec
+        .flaky_boot
+        .as_ref()
+        .filter(|f| f.retries > s.retries)
+        .map(|f| format!(" (booted again because its kernel spec says: {})", f.reason))
+        .unwrap_or_default();
+    for attempt in 1..=s.retries.max(spec_retries) {
         let again: Vec<&Scenario> = scenarios
             .iter()
             .filter(|sc| {
@@ -235,7 +258,15 @@ fn retry_failures(
         if again.is_empty() || not_run(s).is_some() {
             break;
         }
-        let prepared = plan::prepare(&k.spec, image, &again, AGENT, attempt, bpftool);
+        let prepared = plan::prepare(
+            &k.spec,
+            image,
+            &again,
+            AGENT,
+            attempt,
+            &extras.bpftool,
+            &extras.built,
+        );
         let planned: Vec<String> = again.iter().map(|sc| sc.name.clone()).collect();
         let Ok((boot, outcome)) = boot_once(k, image, &prepared, &planned, s, events) else {
             break;
@@ -251,7 +282,7 @@ fn retry_failures(
             let message = first
                 .outcome
                 .failure()
-                .map(|(_, m)| m.to_string())
+                .map(|(_, m)| format!("{m}{because}"))
                 .unwrap_or_default();
             events(&RunEvent::Warning {
                 kernel: Some(k.spec.name.clone()),

@@ -238,7 +238,8 @@ pub fn make_variant(
 
 fn make_variant_unnamed(elf: &[u8], variant: Variant) -> Result<Vec<u8>, ModuleError> {
     match variant {
-        Variant::Plain => {
+        // A built module is loaded as built.
+        Variant::Plain | Variant::OutOfTree | Variant::DistilledBase => {
             Elf::parse(elf)?;
             Ok(elf.to_vec())
         }

@@ -1,7 +1,7 @@
 //! Programs of the kernel's Debian suite that the guest runs (bpftool):
 //! the binary, its suite's loader and the shared libraries beside it go
 //! into the initramfs under /bpftool, only for boots with a scenario that
-//! runs it (about 6 MB for bookworm's).
+//! runs it.
 
 use std::fs;
 use std::path::Path;
@@ -33,30 +33,61 @@ fn add_file(archive: &mut Archive, from: &Path, to: &str, mode: u32) -> Result<(
     Ok(())
 }
 
+/// The DT_NEEDED entries of an ELF file.
+fn needed(path: &Path) -> Result<Vec<String>, String> {
+    use object::read::elf::{Dyn, FileHeader, SectionHeader};
+    let data = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let elf = object::elf::FileHeader64::<object::Endianness>::parse(&*data)
+        .map_err(|e| format!("{}: not a 64-bit ELF: {e}", path.display()))?;
+    let endian = elf.endian().map_err(|e| e.to_string())?;
+    let sections = elf.sections(endian, &*data).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (i, s) in sections.iter().enumerate() {
+        let Some((dynamic, link)) = s.dynamic(endian, &*data).map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let strings = sections
+            .strings(endian, &*data, link)
+            .map_err(|e| format!("{}: section {i}: {e}", path.display()))?;
+        for d in dynamic {
+            if d.tag32(endian) == Some(object::elf::DT_NEEDED) {
+                let name = d.string(endian, strings).map_err(|e| e.to_string())?;
+                out.push(String::from_utf8_lossy(name).into_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Puts the program into `archive`; what the plan tells the agent.
 pub fn place(p: &Program, archive: &mut Archive) -> Result<GuestProgram, String> {
     let root = p.root();
     let guest = |rel: &Path| format!("{GUEST_ROOT}/{}", rel.display());
     add_file(archive, &root.join(&p.binary), &guest(&p.binary), 0o755)?;
     add_file(archive, &root.join(&p.loader), &guest(&p.loader), 0o755)?;
-    // The shared objects of the library folders, not their subfolders
-    // (gconv modules and the like are not linked against).
-    for d in LIB_DIRS {
-        let Ok(rd) = fs::read_dir(root.join(d)) else {
+    // The libraries it links against, and theirs (DT_NEEDED, followed),
+    // found in the root's library folders: only what the loader will open.
+    let mut todo = needed(&root.join(&p.binary))?;
+    let mut done: Vec<String> = Vec::new();
+    while let Some(lib) = todo.pop() {
+        if done.contains(&lib) {
             continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let path = e.path();
-            if !name.contains(".so") || !path.is_file() {
-                continue;
-            }
-            let rel = Path::new(d).join(&name);
-            if rel == p.loader {
-                continue;
-            }
-            add_file(archive, &path, &guest(&rel), 0o755)?;
         }
+        let Some(rel) = LIB_DIRS
+            .iter()
+            .map(|d| Path::new(d).join(&lib))
+            .find(|r| root.join(r).is_file())
+        else {
+            return Err(format!(
+                "{} needs {lib}, which its packages do not have",
+                p.binary.display()
+            ));
+        };
+        if rel != p.loader {
+            add_file(archive, &root.join(&rel), &guest(&rel), 0o755)?;
+        }
+        todo.extend(needed(&root.join(&rel))?);
+        done.push(lib);
     }
     Ok(GuestProgram {
         loader: guest(&p.loader),

@@ -59,6 +59,26 @@ pub struct RunConfig {
     pub logs: Option<PathBuf>,
     /// Boots again for the scenarios that failed, up to this many times.
     pub retries: u32,
+    /// Boots at once (`-j`); default from the cores and the memory.
+    pub jobs: Option<usize>,
+}
+
+/// Boots at once by default: under TCG a one-vCPU guest keeps a core
+/// busy, so one per core; and no more than half the free memory holds.
+pub fn default_jobs(memory_mib: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let free = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024);
+    let by_memory = free.map_or(usize::MAX, |mib| {
+        ((mib / 2) / u64::from(memory_mib.max(1))) as usize
+    });
+    cores.min(by_memory).max(1)
 }
 
 /// Settings shared by every kernel of a run.
@@ -75,6 +95,8 @@ pub struct RunSettings {
     pub memory_mib: u32,
     pub logs_dir: PathBuf,
     pub retries: u32,
+    /// Boots at once.
+    pub jobs: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +147,7 @@ impl RunSettings {
             memory_mib: cfg.memory_mib,
             logs_dir,
             retries: cfg.retries,
+            jobs: cfg.jobs.unwrap_or_else(|| default_jobs(cfg.memory_mib)),
         })
     }
 }

@@ -3,7 +3,8 @@
 //! behave as in any Rust test suite. The first trial of a kernel boots it
 //! once for all of that kernel's selected trials.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once, OnceLock};
 use std::time::Instant;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -47,11 +48,25 @@ pub struct Suite {
     /// One slot per (kernel, scenario): two trials can never share one,
     /// so no result can stand in for another's.
     records: Mutex<Vec<Option<TrialRecord>>>,
-    /// Boots are serialized: two TCG guests and a kernel download on a
-    /// 2-core machine only slow each other down, and the console stays
-    /// readable.
-    boot_lock: Mutex<()>,
+    /// Boots running now, at most `RunSettings::jobs`: kernels boot in
+    /// parallel from the first trial on, in the order of the trials.
+    booting: Mutex<usize>,
+    boot_done: Condvar,
+    pool: Once,
     grouping: Grouping,
+}
+
+/// A boot's place among the `jobs` that may run at once.
+struct Permit<'a> {
+    suite: &'a Suite,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut n = self.suite.booting.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        self.suite.boot_done.notify_one();
+    }
 }
 
 pub fn trial_name(kernel: &str, scenario: &str) -> String {
@@ -103,7 +118,9 @@ impl Suite {
             make_settings: Mutex::new(Some(make_settings)),
             events,
             records: Mutex::new(vec![None; slots]),
-            boot_lock: Mutex::new(()),
+            booting: Mutex::new(0),
+            boot_done: Condvar::new(),
+            pool: Once::new(),
             grouping,
         })
     }
@@ -157,11 +174,48 @@ impl Suite {
             .map_err(Clone::clone)
     }
 
-    fn outcome_of(&self, ki: usize) -> Result<&KernelOutcome, (FailureKind, String)> {
+    fn permit(&self, jobs: usize) -> Permit<'_> {
+        let mut n = self.booting.lock().unwrap_or_else(|p| p.into_inner());
+        while *n >= jobs.max(1) {
+            n = self.boot_done.wait(n).unwrap_or_else(|p| p.into_inner());
+        }
+        *n += 1;
+        Permit { suite: self }
+    }
+
+    /// Boots every selected kernel, `jobs` at once, in trial order: the
+    /// trials then only wait for their kernel's outcome. Whichever of a
+    /// worker and a trial asks for a kernel first boots it.
+    fn start_pool(self: &Arc<Self>, jobs: usize) {
+        self.pool.call_once(|| {
+            let next = Arc::new(AtomicUsize::new(0));
+            let todo: Vec<usize> = (0..self.kernels.len())
+                .filter(|&ki| !self.kernels[ki].selected.is_empty())
+                .collect();
+            let todo = Arc::new(todo);
+            for _ in 0..jobs.min(todo.len()) {
+                let (suite, next, todo) = (Arc::clone(self), Arc::clone(&next), Arc::clone(&todo));
+                let spawned = std::thread::Builder::new()
+                    .name("boot".into())
+                    .spawn(move || loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(&ki) = todo.get(i) else { break };
+                        let _ = suite.outcome_of(ki);
+                    });
+                // Without workers the trials boot their kernels themselves.
+                if spawned.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn outcome_of(self: &Arc<Self>, ki: usize) -> Result<&KernelOutcome, (FailureKind, String)> {
         let settings = self.settings()?;
+        self.start_pool(settings.jobs);
         let slot = &self.kernels[ki];
         Ok(slot.outcome.get_or_init(|| {
-            let _guard = self.boot_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _permit = self.permit(settings.jobs);
             let selected: Vec<&Scenario> = slot
                 .selected
                 .iter()
@@ -171,7 +225,7 @@ impl Suite {
         }))
     }
 
-    fn run_trial(&self, ki: usize, si: usize) -> Result<Completion, Failed> {
+    fn run_trial(self: &Arc<Self>, ki: usize, si: usize) -> Result<Completion, Failed> {
         let start = Instant::now();
         let scenario = &self.scenarios[si].name;
         let (outcome, duration_ms, observations) = match self.outcome_of(ki) {
@@ -227,7 +281,7 @@ impl Suite {
 
     /// Every scenario of a kernel as one trial: it fails with each failed
     /// scenario's message; ignored and flaky ones do not fail it.
-    fn run_kernel_trial(&self, ki: usize) -> Result<(), Failed> {
+    fn run_kernel_trial(self: &Arc<Self>, ki: usize) -> Result<(), Failed> {
         let failures: Vec<String> = self.kernels[ki]
             .selected
             .clone()

@@ -32,6 +32,10 @@ pub struct VmOptions {
     /// Limit for the whole run, all kernels (default 3600 TCG, 1200 KVM).
     #[arg(long, value_name = "SECS", env = "BTFVM_RUN_TIMEOUT", value_parser = seconds)]
     pub run_timeout: Option<u64>,
+    /// Boots at once (default: one per core, as free memory allows; under
+    /// TCG a one-vCPU guest keeps a core busy).
+    #[arg(short = 'j', long, value_name = "N", env = "BTFVM_JOBS", value_parser = jobs)]
+    pub jobs: Option<usize>,
     /// Guest memory in MiB (at least 128).
     #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = memory)]
     pub memory: u32,
@@ -94,6 +98,14 @@ pub struct RunOptions {
     /// scenario.
     #[arg(long)]
     pub per_kernel: bool,
+}
+
+fn jobs(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("0 boots at once would boot nothing; give at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a whole number ({e})")),
+    }
 }
 
 fn partition(s: &str) -> Result<Partition, String> {
@@ -191,6 +203,7 @@ impl VmOptions {
             qemu: self.qemu.clone(),
             logs: self.logs.clone(),
             retries,
+            jobs: self.jobs,
         }
     }
 }

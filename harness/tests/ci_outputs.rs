@@ -165,6 +165,14 @@ fn bisect_mode_speaks_git_bisect_run() {
         "about: x\nsteps: [expect_modul_btf]\n",
     )
     .unwrap();
+    let never_hello: Vec<String> = vec![
+        "--scenarios".into(),
+        faults.display().to_string(),
+        "--exact".into(),
+        "bookworm::before-panic".into(),
+        "--hello-timeout".into(),
+        "1".into(),
+    ];
     let cases: Vec<(&str, Vec<String>, i32, &str)> = vec![
         (
             "a check fails on a kernel that booted: bad",
@@ -190,29 +198,17 @@ fn bisect_mode_speaks_git_bisect_run() {
         ),
         (
             "the kernel never reaches the agent: skip",
-            vec![
-                "--scenarios".into(),
-                faults.display().to_string(),
-                "--exact".into(),
-                "bookworm::before-panic".into(),
-                "--hello-timeout".into(),
-                "1".into(),
-            ],
+            never_hello.clone(),
             125,
             "no hello from the agent within 1 s",
         ),
         (
             "--boot-failure bad",
-            vec![
-                "--scenarios".into(),
-                faults.display().to_string(),
-                "--exact".into(),
-                "bookworm::before-panic".into(),
-                "--hello-timeout".into(),
-                "1".into(),
-                "--boot-failure".into(),
-                "bad".into(),
-            ],
+            [
+                never_hello.clone(),
+                vec!["--boot-failure".into(), "bad".into()],
+            ]
+            .concat(),
             1,
             "no hello from the agent within 1 s",
         ),

@@ -360,3 +360,137 @@ fn github_gets_a_step_summary() {
         "{md}"
     );
 }
+
+#[test]
+fn bisect_refuses_what_cannot_be_bisected() {
+    let sb = Sandbox::new();
+    let repo = sb.work().join("small");
+    fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let st = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    for (f, branch) in [("a", None), ("b", None), ("c", Some("side"))] {
+        if let Some(b) = branch {
+            git(&["checkout", "-q", "-b", b, "HEAD~1"]);
+        }
+        fs::write(repo.join(f), f).unwrap();
+        git(&["add", f]);
+        git(&["commit", "-q", "-m", f]);
+    }
+    let tree = repo.display().to_string();
+    let nothing = sb.work().join("not-a-repo");
+    fs::create_dir_all(&nothing).unwrap();
+    let cases: Vec<(&str, Vec<String>, i32, &str)> = vec![
+        ("no kind of bisection", vec![], 2, "say what to bisect"),
+        (
+            "two kinds at once",
+            vec![
+                "--tree".into(),
+                tree.clone(),
+                "--good".into(),
+                "main".into(),
+                "--bad".into(),
+                "side".into(),
+                "--kernels".into(),
+                "bookworm,sid".into(),
+            ],
+            2,
+            "four different bisections: give one",
+        ),
+        (
+            "one kernel is no list",
+            vec!["--kernels".into(), "bookworm".into()],
+            2,
+            "at least two kernels",
+        ),
+        (
+            "an unknown kernel in the list, before any boot",
+            vec!["--kernels".into(), "bookworm,nosuch".into()],
+            2,
+            "nosuch",
+        ),
+        (
+            "zero tries",
+            vec![
+                "--kernels".into(),
+                "bookworm,sid".into(),
+                "--tries".into(),
+                "0".into(),
+            ],
+            2,
+            "give at least 1",
+        ),
+        (
+            "a folder that is no git checkout",
+            vec![
+                "--tree".into(),
+                nothing.display().to_string(),
+                "--good".into(),
+                "a".into(),
+                "--bad".into(),
+                "b".into(),
+            ],
+            2,
+            "not a git repository",
+        ),
+        (
+            "a revision that does not exist",
+            vec![
+                "--tree".into(),
+                tree.clone(),
+                "--good".into(),
+                "nosuch".into(),
+                "--bad".into(),
+                "main".into(),
+            ],
+            2,
+            "no commit \"nosuch\"",
+        ),
+        (
+            "a filter that selects no scenario",
+            vec![
+                "--kernels".into(),
+                "bookworm,sid".into(),
+                "no-such-scenario".into(),
+            ],
+            2,
+            "a bisect must test something",
+        ),
+        (
+            "good is no ancestor of bad",
+            vec![
+                "--tree".into(),
+                tree.clone(),
+                "--good".into(),
+                "main".into(),
+                "--bad".into(),
+                "side".into(),
+                "vmlinux-btf".into(),
+            ],
+            1,
+            "is no ancestor of the bad commit",
+        ),
+    ];
+    for (name, args, status, want) in cases {
+        let mut c = sb.btfvm(["bisect", "--out"]);
+        c.arg(sb.work().join(format!("out-{}", name.len())))
+            .args(&args);
+        sb.case(name, c, status, &[want], FAST * 3);
+    }
+    // The user's checkout is as it was.
+    let head = Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["branch", "--show-current"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), "side");
+}

@@ -119,6 +119,15 @@ pub fn commits(a: &BisectArgs, c: &Common, tree: &Path, good: &str, bad: &str) -
     let repo = Git::at(&top);
     let good = Commit::of(&repo, repo.commit(good).map_err(git_err)?).map_err(git_err)?;
     let bad = Commit::of(&repo, repo.commit(bad).map_err(git_err)?).map_err(git_err)?;
+    // Before anything is made for the bisection (its record, a worktree).
+    if !repo.is_ancestor(&good.sha, &bad.sha).map_err(git_err)? {
+        crate::say!(
+            "btfvm: bisect: the good commit {} is no ancestor of the bad commit {}: give a good commit from the bad one's history",
+            good.sha.short(),
+            bad.sha.short()
+        );
+        return Ok(ExitCode::from(exit::FAILED));
+    }
     let mut parts = vec![
         format!("tree: {}", top.display()),
         format!("good: {}", good.sha),

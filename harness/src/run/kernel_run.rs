@@ -382,6 +382,7 @@ fn boot_once(
             memory_mib: s.memory_mib,
             console_log: console_log.to_path_buf(),
             channel: channel.to_path_buf(),
+            firmware: s.firmware.clone(),
         },
         timeouts,
     );

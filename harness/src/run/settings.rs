@@ -97,6 +97,8 @@ pub struct RunSettings {
     pub retries: u32,
     /// Boots at once.
     pub jobs: usize,
+    /// qboot, when QEMU has it (see `vm::args::firmware_args`).
+    pub firmware: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,13 +143,14 @@ impl RunSettings {
             run_deadline: Instant::now().checked_add(cfg.timeouts.run_limit(accel.accel)),
             cache,
             mirror: cfg.mirror.clone(),
-            qemu,
             accel,
             timeouts: cfg.timeouts,
             memory_mib: cfg.memory_mib,
             logs_dir,
             retries: cfg.retries,
             jobs: cfg.jobs.unwrap_or_else(|| default_jobs(cfg.memory_mib)),
+            firmware: vm::find_qboot(&qemu),
+            qemu,
         })
     }
 }

@@ -136,6 +136,8 @@ pub struct QemuParams {
     pub memory_mib: u32,
     pub console_log: PathBuf,
     pub channel: PathBuf,
+    /// qboot instead of SeaBIOS, where QEMU ships it.
+    pub firmware: Option<PathBuf>,
 }
 
 /// A program and its arguments, built once.
@@ -155,9 +157,20 @@ impl QemuCommand {
     }
 }
 
+/// qboot loads the kernel from fw_cfg without SeaBIOS's device probing
+/// and option ROMs: 0.3-0.4 s of a 4.4 s bookworm boot under TCG here
+/// (6 interleaved runs, medians 4.05 s against 4.37 s).
+pub fn firmware_args(firmware: Option<&Path>) -> Vec<OsString> {
+    match firmware {
+        Some(f) => vec!["-bios".into(), f.as_os_str().to_os_string()],
+        None => Vec::new(),
+    }
+}
+
 /// The whole line of a test boot, assembled from the parts above.
 pub fn boot_command(p: &QemuParams) -> QemuCommand {
     let mut v = base_args();
+    v.extend(firmware_args(p.firmware.as_deref()));
     v.extend(accel_args(p.accel));
     v.extend(memory_args(p.memory_mib, 1));
     v.extend(kernel_args(
@@ -285,6 +298,7 @@ mod tests {
     #[test]
     fn the_boot_command_is_the_parts_in_order() {
         let p = QemuParams {
+            firmware: None,
             qemu: "/usr/bin/qemu-system-x86_64".into(),
             accel: Accel::Tcg,
             kernel: "/k".into(),
@@ -304,6 +318,19 @@ mod tests {
         want.extend(channel_args(Path::new("/w/channel.sock")));
         assert_eq!(c.args, want);
         assert_eq!(c.display_args().len(), c.args.len());
+        let with = boot_command(&QemuParams {
+            firmware: Some("/usr/share/qemu/qboot.rom".into()),
+            ..p
+        });
+        assert_eq!(
+            strs(&with.args[..10]),
+            [
+                &strs(&base_args())[..],
+                &["-bios", "/usr/share/qemu/qboot.rom"]
+            ]
+            .concat()
+        );
+        assert!(firmware_args(None).is_empty());
     }
 
     #[test]

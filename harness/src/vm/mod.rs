@@ -238,6 +238,20 @@ pub enum VmError {
     NoQemu,
 }
 
+/// QEMU's qboot firmware, from the data folder beside its binary
+/// (`<prefix>/bin/qemu-system-x86_64` -> `<prefix>/share/qemu`), else
+/// Debian's. Either QEMU or the firmware may be missing: then SeaBIOS.
+pub fn find_qboot(qemu: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(qemu).ok();
+    let beside = real
+        .as_deref()
+        .and_then(|q| q.parent()?.parent().map(|p| p.join("share/qemu/qboot.rom")));
+    beside
+        .into_iter()
+        .chain([PathBuf::from("/usr/share/qemu/qboot.rom")])
+        .find(|p| p.is_file())
+}
+
 /// Resolves `qemu-system-x86_64` on PATH, or says how to install it.
 pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf, VmError> {
     match explicit {

@@ -323,7 +323,7 @@ mod tests {
             ..p
         });
         assert_eq!(
-            strs(&with.args[..10]),
+            strs(&with.args[..9]),
             [
                 &strs(&base_args())[..],
                 &["-bios", "/usr/share/qemu/qboot.rom"]

@@ -92,7 +92,7 @@ impl Report {
         Report {
             schema: SCHEMA,
             btfvm: env!("CARGO_PKG_VERSION").into(),
-            accel: suite.accel().cloned(),
+            accel: suite.accel(),
             kernels: suite.kernel_records(),
             summary: Summary::of(&trials),
             trials,

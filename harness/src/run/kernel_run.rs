@@ -21,7 +21,7 @@ use crate::boot::plan::{self, Prepared, Unprepared};
 use crate::inputs::scenario::Scenario;
 use crate::kernel::{CacheEntry, KernelImage};
 use crate::support::{interrupt, tmpdirs};
-use crate::vm::{self, BootOutcome, BootSpec, QemuParams, VmError};
+use crate::vm::{self, Accel, BootOutcome, BootSpec, QemuParams, VmError};
 
 pub struct KernelOutcome {
     pub record: KernelRecord,
@@ -72,7 +72,7 @@ fn not_run(s: &RunSettings) -> Option<String> {
     if s.run_deadline
         .is_some_and(|d| std::time::Instant::now() >= d)
     {
-        let limit = s.timeouts.run_limit(s.accel.accel).as_secs();
+        let limit = s.timeouts.run_limit(s.accel.current().accel).as_secs();
         return Some(format!(
             "not run: the run's {limit} s limit had passed (--run-timeout)"
         ));
@@ -355,6 +355,9 @@ fn image_of(
     })
 }
 
+/// One boot under the run's accelerator; a KVM that auto chose and under
+/// which the kernel never reached its agent gets one more boot under TCG
+/// (see `vm::accel` for the machines where that happens).
 fn boot_once(
     k: &SelectedKernel,
     image: &KernelImage,
@@ -363,6 +366,39 @@ fn boot_once(
     s: &RunSettings,
     events: &EventSink,
 ) -> Result<(BootRecord, BootOutcome), BootError> {
+    let accel = s.accel.current().accel;
+    let first = boot_under(k, image, prepared, planned, s, events, accel)?;
+    if !s.accel.falls_back(accel, &first.1.end) || interrupt::requested().is_some() {
+        return Ok(first);
+    }
+    let name = &k.spec.name;
+    events(&RunEvent::Accel(s.accel.step_back(name, first.1.elapsed)));
+    let again = boot_under(k, image, prepared, planned, s, events, Accel::Tcg)?;
+    if again.1.agent_reported() {
+        let message = match s.accel.remember(&s.qemu, name) {
+            Ok(path) => format!(
+                "KVM failed where TCG booted: later runs on this host use TCG at once (remembered in {}; delete it to try KVM again)",
+                path.display()
+            ),
+            Err(e) => format!("KVM failed where TCG booted, but that cannot be remembered: {e}"),
+        };
+        events(&RunEvent::Warning {
+            kernel: Some(name.clone()),
+            message,
+        });
+    }
+    Ok(again)
+}
+
+fn boot_under(
+    k: &SelectedKernel,
+    image: &KernelImage,
+    prepared: &Prepared,
+    planned: &[String],
+    s: &RunSettings,
+    events: &EventSink,
+    accel: Accel,
+) -> Result<(BootRecord, BootOutcome), BootError> {
     let work = tmpdirs::create().map_err(BootError::Tmp)?;
     let initrd = work.path().join("initramfs.cpio");
     let bytes = prepared.archive.to_bytes();
@@ -370,12 +406,12 @@ fn boot_once(
         path: initrd.clone(),
         source,
     })?;
-    let timeouts = s.timeouts.resolve(s.accel.accel, k.spec.boot_timeout);
+    let timeouts = s.timeouts.resolve(accel, k.spec.boot_timeout);
     let spec = BootSpec::in_dir(
         work.path(),
         |console_log, channel| QemuParams {
             qemu: s.qemu.clone(),
-            accel: s.accel.accel,
+            accel,
             kernel: image.vmlinuz.clone(),
             initrd: initrd.clone(),
             cmdline_extra: Vec::new(),
@@ -399,7 +435,7 @@ fn boot_once(
         })
     })?;
     apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
-    let mut meta = BootMeta::new(&name, s.accel.accel, planned.to_vec(), timeouts);
+    let mut meta = BootMeta::new(&name, accel, planned.to_vec(), timeouts);
     meta.allow_splats.clone_from(&k.spec.allow_splats);
     meta.qemu_stderr.clone_from(&outcome.qemu_stderr);
     meta.qemu_args = spec.command.display_args();
@@ -427,12 +463,12 @@ fn boot_once(
         end: outcome.end.clone(),
         summary: end_text.clone(),
     });
-    let record = boot_record(s, &spec, &outcome, end_text, bytes.len() as u64, kept);
+    let record = boot_record(accel, &spec, &outcome, end_text, bytes.len() as u64, kept);
     Ok((record, outcome))
 }
 
 fn boot_record(
-    s: &RunSettings,
+    accel: Accel,
     spec: &BootSpec,
     outcome: &BootOutcome,
     end_text: String,
@@ -447,7 +483,7 @@ fn boot_record(
         })
     };
     BootRecord {
-        accel: s.accel.accel,
+        accel,
         wall_ms: outcome.elapsed.as_millis() as u64,
         agent_hello_uptime_ms: uptime(false),
         agent_done_uptime_ms: uptime(true),

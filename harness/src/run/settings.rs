@@ -3,11 +3,12 @@
 //! selects nothing never probes KVM or looks for QEMU.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::support::cache::{Cache, CacheError};
 use crate::support::ErrorClass;
-use crate::vm::{self, Accel, AccelChoice, AccelDecision, Timeouts, VmError};
+use crate::vm::{self, Accel, AccelChoice, AccelDecision, BootEnd, KvmRecord, Timeouts, VmError};
 
 /// Limits given on the command line or in the environment; unset ones
 /// get defaults for the accelerator.
@@ -87,7 +88,7 @@ pub struct RunSettings {
     pub cache: Cache,
     pub mirror: Option<String>,
     pub qemu: PathBuf,
-    pub accel: AccelDecision,
+    pub accel: RunAccel,
     pub timeouts: TimeoutSettings,
     /// When the whole run must be over; None when the limit is beyond
     /// what the clock can represent (`--run-timeout 18446744073709551615`).
@@ -134,13 +135,26 @@ impl RunSettings {
             ))
         })?;
         crate::support::tmpdirs::sweep(&std::env::temp_dir());
-        let accel = vm::accel::decide(&qemu, cfg.accel, &scratch);
+        let record = crate::support::cache::state_dir()
+            .unwrap_or_else(|| cache.root().to_path_buf())
+            .join(KVM_RECORD);
+        let decision = vm::accel::decide(&qemu, cfg.accel, &scratch, Some(&record));
+        // A run that auto chose KVM may end under TCG: its limit is TCG's.
+        let limit_accel = match cfg.accel {
+            AccelChoice::Auto => Accel::Tcg,
+            _ => decision.accel,
+        };
+        let accel = RunAccel {
+            may_fall_back: cfg.accel == AccelChoice::Auto && decision.accel == Accel::Kvm,
+            decision: Mutex::new(decision),
+            record,
+        };
         let logs_dir = match &cfg.logs {
             Some(l) => l.clone(),
             None => cache.subdir("logs")?,
         };
         Ok(RunSettings {
-            run_deadline: Instant::now().checked_add(cfg.timeouts.run_limit(accel.accel)),
+            run_deadline: Instant::now().checked_add(cfg.timeouts.run_limit(limit_accel)),
             cache,
             mirror: cfg.mirror.clone(),
             accel,
@@ -152,5 +166,110 @@ impl RunSettings {
             firmware: vm::find_qboot(&qemu),
             qemu,
         })
+    }
+}
+
+/// Where a host whose KVM failed real boots is remembered, in the state
+/// folder (`support::cache::state_dir`).
+pub const KVM_RECORD: &str = "kvm-failed.json";
+
+/// The run's accelerator: what was decided at the start, and the one step
+/// back from KVM to TCG that a boot may take (see `vm::accel`).
+#[derive(Debug)]
+pub struct RunAccel {
+    decision: Mutex<AccelDecision>,
+    /// Auto chose KVM, and no step back was taken yet.
+    may_fall_back: bool,
+    record: PathBuf,
+}
+
+impl RunAccel {
+    pub fn current(&self) -> AccelDecision {
+        self.decision
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether a boot under `used` that ended with `end` goes again under
+    /// TCG: auto chose KVM, and the kernel never reached its agent.
+    pub fn falls_back(&self, used: Accel, end: &BootEnd) -> bool {
+        self.may_fall_back && used == Accel::Kvm && matches!(end, BootEnd::NoHello { .. })
+    }
+
+    /// From now on this run boots under TCG; returns the new decision.
+    pub fn step_back(&self, kernel: &str, after: Duration) -> AccelDecision {
+        let mut d = self.decision.lock().unwrap_or_else(|p| p.into_inner());
+        if d.accel == Accel::Kvm {
+            *d = AccelDecision {
+                accel: Accel::Tcg,
+                reason: format!(
+                    "{kernel} did not reach its agent under KVM in {} s although the KVM probe passed: TCG from here on",
+                    after.as_secs()
+                ),
+            };
+        }
+        d.clone()
+    }
+
+    /// TCG reached the agent where KVM did not: later runs on this host
+    /// skip KVM. Returns where that was written.
+    pub fn remember(&self, qemu: &std::path::Path, kernel: &str) -> std::io::Result<PathBuf> {
+        let what = format!("{kernel} did not reach its agent under KVM and did under TCG");
+        let rec = KvmRecord::current(qemu, what)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "cannot stat QEMU"))?;
+        rec.write(&self.record)?;
+        Ok(self.record.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auto_kvm(may_fall_back: bool) -> RunAccel {
+        RunAccel {
+            decision: Mutex::new(AccelDecision {
+                accel: Accel::Kvm,
+                reason: "probe guest ran under KVM in 2 ms".into(),
+            }),
+            may_fall_back,
+            record: PathBuf::from("/nonexistent/kvm-failed.json"),
+        }
+    }
+
+    #[test]
+    fn only_a_kernel_that_never_reached_its_agent_under_auto_kvm_goes_again() {
+        let no_hello = BootEnd::NoHello {
+            after: Duration::from_secs(20),
+        };
+        let a = auto_kvm(true);
+        assert!(a.falls_back(Accel::Kvm, &no_hello));
+        assert!(
+            !a.falls_back(Accel::Tcg, &no_hello),
+            "TCG has nowhere to go"
+        );
+        for end in [
+            BootEnd::Exited { status: Some(0) },
+            BootEnd::Panicked,
+            BootEnd::TimedOut {
+                after: Duration::from_secs(1),
+            },
+        ] {
+            assert!(!a.falls_back(Accel::Kvm, &end), "{end:?} is the kernel's");
+        }
+        // `--accel kvm` is obeyed: its failures are the kernel's.
+        assert!(!auto_kvm(false).falls_back(Accel::Kvm, &no_hello));
+
+        let d = a.step_back("bookworm", Duration::from_secs(20));
+        assert_eq!(d.accel, Accel::Tcg);
+        assert!(d
+            .reason
+            .contains("bookworm did not reach its agent under KVM in 20 s"));
+        assert_eq!(a.current(), d);
+        // A boot already running under KVM when the step was taken still
+        // goes again; the decision does not change twice.
+        assert!(a.falls_back(Accel::Kvm, &no_hello));
+        assert_eq!(a.step_back("sid", Duration::from_secs(20)), d);
     }
 }

@@ -164,7 +164,7 @@ impl Suite {
                 };
                 match made {
                     Ok(s) => {
-                        (self.events)(&RunEvent::Accel(s.accel.clone()));
+                        (self.events)(&RunEvent::Accel(s.accel.current()));
                         Ok(s)
                     }
                     Err(e) => Err((e.class().into(), e.to_string())),
@@ -318,9 +318,11 @@ impl Suite {
             .collect()
     }
 
-    pub fn accel(&self) -> Option<&AccelDecision> {
+    /// The accelerator at the end of the run (a boot may have stepped
+    /// back from KVM to TCG).
+    pub fn accel(&self) -> Option<AccelDecision> {
         match self.settings.get() {
-            Some(Ok(s)) => Some(&s.accel),
+            Some(Ok(s)) => Some(s.accel.current()),
             _ => None,
         }
     }

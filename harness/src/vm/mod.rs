@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use btfvm_proto::{FrameError, Message};
 
-pub use accel::{AccelChoice, AccelDecision};
+pub use accel::{AccelChoice, AccelDecision, KvmRecord};
 pub use args::{Accel, QemuCommand, QemuParams};
 pub use driver::boot;
 pub use splat::{Splat, SplatKind};

@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use btfvm_proto::Message;
-
 use super::acquire::{acquire, AcquireError, AcquireEvent};
 use super::events::{EventSink, RunEvent};
 use super::kept::{self, BootMeta};
@@ -475,18 +473,12 @@ fn boot_record(
     initramfs_bytes: u64,
     kept: Option<PathBuf>,
 ) -> BootRecord {
-    let uptime = |want_done: bool| {
-        outcome.messages.iter().find_map(|m| match m {
-            Message::Hello { uptime_ms, .. } if !want_done => Some(*uptime_ms),
-            Message::Done { uptime_ms } if want_done => Some(*uptime_ms),
-            _ => None,
-        })
-    };
     BootRecord {
         accel,
         wall_ms: outcome.elapsed.as_millis() as u64,
-        agent_hello_uptime_ms: uptime(false),
-        agent_done_uptime_ms: uptime(true),
+        agent_hello_uptime_ms: outcome.uptime_ms(false),
+        agent_done_uptime_ms: outcome.uptime_ms(true),
+        phases: outcome.phases(),
         end: outcome.end.clone(),
         end_text,
         initramfs_bytes,

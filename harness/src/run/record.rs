@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::outcome::{FailureKind, TrialOutcome};
 use crate::inputs::kernelspec::KernelSpec;
+use crate::vm::phases::BootPhases;
 use crate::vm::{Accel, BootEnd, Splat};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +83,9 @@ pub struct BootRecord {
     pub splats: Vec<Splat>,
     /// Exactly the arguments QEMU ran with (lossy only where not UTF-8).
     pub qemu_args: Vec<String>,
+    /// Where the wall time went (`vm::phases`).
+    #[serde(default)]
+    pub phases: BootPhases,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -41,6 +41,8 @@ fn outcome(splat_in: Option<&str>, line: &str) -> BootOutcome {
             allowed: None,
         }],
         console_dropped: 0,
+        hello_at: Some(Duration::from_secs(1)),
+        marks: Default::default(),
     }
 }
 

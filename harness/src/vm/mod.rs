@@ -8,6 +8,7 @@ pub mod accel;
 pub mod args;
 pub mod console;
 pub mod driver;
+pub mod phases;
 pub mod splat;
 pub mod transcript;
 pub mod watch;
@@ -191,6 +192,9 @@ pub struct BootOutcome {
     pub splats: Vec<Splat>,
     /// Console lines past the cap that were not kept.
     pub console_dropped: u64,
+    /// When the agent said hello, since QEMU started.
+    pub hello_at: Option<Duration>,
+    pub marks: phases::KernelMarks,
 }
 
 impl BootOutcome {
@@ -204,7 +208,32 @@ impl BootOutcome {
             qemu_stderr,
             splats: w.splats,
             console_dropped: w.console_dropped,
+            hello_at: w.hello_at,
+            marks: w.marks,
         }
+    }
+
+    /// The guest's uptime at the agent's hello (`done`: at its last
+    /// message).
+    pub fn uptime_ms(&self, done: bool) -> Option<u64> {
+        self.messages.iter().find_map(|m| match m {
+            Message::Hello { uptime_ms, .. } if !done => Some(*uptime_ms),
+            Message::Done { uptime_ms } if done => Some(*uptime_ms),
+            _ => None,
+        })
+    }
+
+    /// Where the boot's time went.
+    pub fn phases(&self) -> phases::BootPhases {
+        phases::phases(
+            phases::Clocks {
+                hello_at: self.hello_at,
+                elapsed: self.elapsed,
+                hello_uptime_ms: self.uptime_ms(false),
+                done_uptime_ms: self.uptime_ms(true),
+            },
+            self.marks,
+        )
     }
 
     pub fn finished(&self) -> bool {

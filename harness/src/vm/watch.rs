@@ -10,6 +10,7 @@ use std::time::Duration;
 use btfvm_proto::{Decoder, Message};
 
 use super::console::{ConsoleLines, Tag};
+use super::phases::KernelMarks;
 use super::splat::{self, classify, message, Splat, SplatKind};
 use super::{BootEnd, Timeouts, VmEvent};
 
@@ -45,6 +46,10 @@ pub struct Watched {
     pub console_dropped: u64,
     /// Time of the last input: the boot's length as the watcher saw it.
     pub elapsed: Duration,
+    /// When the agent said hello.
+    pub hello_at: Option<Duration>,
+    /// The kernel's own stamps of the lines that end boot phases.
+    pub marks: KernelMarks,
 }
 
 pub struct Watch {
@@ -214,6 +219,8 @@ impl Watch {
             .unwrap_or(BootEnd::TimedOut { after: self.last });
         Watched {
             end,
+            hello_at: self.hello_at,
+            marks: KernelMarks::from_lines(self.console.lines().iter().map(|(l, _)| l.as_str())),
             splats: splat::find(self.console.lines()),
             console_tail: self.console.tail(),
             console_dropped: self.console.dropped(),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use btfvm::boot::initramfs::{Archive, Entry};
 use btfvm::inputs::kernelspec::{self, KernelSpec};
 use btfvm::run::acquire::acquire;
+use btfvm::vm::phases::BootPhases;
 use btfvm::vm::{self, args};
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -92,10 +93,13 @@ fn main() {
     let qemu = vm::find_qemu(None).expect("qemu");
     let scratch = tempfile::tempdir().expect("tempdir");
     let bin = env!("CARGO_BIN_EXE_btfvm");
+    let report = scratch.path().join("report.json");
     let suite_run = || {
         let t = Instant::now();
         let st = Command::new(bin)
-            .args(["run", "--kernel", &spec.name, "-q", "--kernels-dir"])
+            .args(["run", "--kernel", &spec.name, "-q", "--report"])
+            .arg(&report)
+            .arg("--kernels-dir")
             .arg(root.join("kernels"))
             .arg("--scenarios")
             .arg(root.join("scenarios"))
@@ -119,7 +123,7 @@ fn main() {
         "kernel {} ({}), accel {} ({}), {rounds} rounds",
         spec.name, image.origin, accel.accel, accel.reason
     );
-    let (mut bare, mut suite) = (Vec::new(), Vec::new());
+    let (mut bare, mut suite, mut phases) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         let t = Instant::now();
         let st = Command::new(&qemu)
@@ -131,6 +135,7 @@ fn main() {
         assert!(st.success(), "bare boot failed: {st}");
 
         suite.push(suite_run());
+        phases.push(boot_phases(&report));
         println!(
             "round {round}: bare {}  suite {}",
             secs(bare[round - 1]),
@@ -138,4 +143,34 @@ fn main() {
         );
     }
     print_table(&spec.name, &mut bare, &mut suite);
+    print_phases(&phases);
+}
+
+/// The suite boot's phases (`vm::phases`) from the run's report.
+fn boot_phases(report: &Path) -> BootPhases {
+    let text = std::fs::read_to_string(report).expect("the run's report");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("report JSON");
+    serde_json::from_value(v["kernels"][0]["boot"]["phases"].clone()).expect("the boot's phases")
+}
+
+/// Median of each phase over the rounds.
+fn print_phases(rounds: &[BootPhases]) {
+    let fields: [(&str, fn(&BootPhases) -> Option<u64>); 7] = [
+        ("QEMU, firmware, decompression", |p| p.to_kernel_ms),
+        ("kernel init", |p| p.kernel_init_ms),
+        ("  (initramfs unpacked at)", |p| p.initramfs_unpacked_at_ms),
+        ("agent start", |p| p.agent_start_ms),
+        ("scenarios", |p| p.scenarios_ms),
+        ("power-off", |p| p.power_off_ms),
+        ("QEMU exit", |p| p.qemu_exit_ms),
+    ];
+    println!("\nwhere the suite's boot goes (medians over the rounds, ms):");
+    for (name, get) in fields {
+        let mut v: Vec<u64> = rounds.iter().filter_map(get).collect();
+        v.sort_unstable();
+        match v.get(v.len() / 2) {
+            Some(m) => println!("  {name:<30} {m:>6}"),
+            None => println!("  {name:<30}      -"),
+        }
+    }
 }

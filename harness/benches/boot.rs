@@ -153,9 +153,11 @@ fn boot_phases(report: &Path) -> BootPhases {
     serde_json::from_value(v["kernels"][0]["boot"]["phases"].clone()).expect("the boot's phases")
 }
 
+type Phase = fn(&BootPhases) -> Option<u64>;
+
 /// Median of each phase over the rounds.
 fn print_phases(rounds: &[BootPhases]) {
-    let fields: [(&str, fn(&BootPhases) -> Option<u64>); 7] = [
+    let fields: [(&str, Phase); 7] = [
         ("QEMU, firmware, decompression", |p| p.to_kernel_ms),
         ("kernel init", |p| p.kernel_init_ms),
         ("  (initramfs unpacked at)", |p| p.initramfs_unpacked_at_ms),

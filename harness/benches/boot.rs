@@ -23,6 +23,29 @@ fn median(v: &mut [Duration]) -> Duration {
     v[v.len() / 2]
 }
 
+/// Runs `cmd` to its end: wall time, and the peak resident memory of the
+/// largest process in its tree (wait4's ru_maxrss covers the waited-for
+/// descendants, so QEMU under btfvm counts), in MiB.
+// wait4 below reaps the child; clippy cannot see that.
+#[allow(clippy::zombie_processes)]
+fn timed(cmd: &mut Command) -> (Duration, std::process::ExitStatus, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let t = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a pid we spawned and have not waited for; both pointers are
+    // to locals that outlive the call.
+    let r = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+    assert!(r > 0, "wait4: {}", std::io::Error::last_os_error());
+    let wall = t.elapsed();
+    (
+        wall,
+        std::process::ExitStatus::from_raw(status),
+        ru.ru_maxrss as u64 / 1024,
+    )
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -95,21 +118,20 @@ fn main() {
     let bin = env!("CARGO_BIN_EXE_btfvm");
     let report = scratch.path().join("report.json");
     let suite_run = || {
-        let t = Instant::now();
-        let st = Command::new(bin)
-            .args(["run", "--kernel", &spec.name, "-q", "--report"])
-            .arg(&report)
-            .arg("--kernels-dir")
-            .arg(root.join("kernels"))
-            .arg("--scenarios")
-            .arg(root.join("scenarios"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("btfvm run");
+        let (wall, st, rss) = timed(
+            Command::new(bin)
+                .args(["run", "--kernel", &spec.name, "-q", "--report"])
+                .arg(&report)
+                .arg("--kernels-dir")
+                .arg(root.join("kernels"))
+                .arg("--scenarios")
+                .arg(root.join("scenarios"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         assert!(st.success(), "btfvm run failed: {st}");
-        t.elapsed()
+        (wall, rss)
     };
     // Untimed: fills the caches, and on a host whose KVM passes the probe
     // but fails real boots, leaves the record the bare boot must heed too.
@@ -124,17 +146,15 @@ fn main() {
         spec.name, image.origin, accel.accel, accel.reason
     );
     let (mut bare, mut suite, mut phases) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_rss, mut suite_rss) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let t = Instant::now();
-        let st = Command::new(&qemu)
-            .args(&bare_args)
-            .stdin(Stdio::null())
-            .status()
-            .expect("bare qemu");
-        bare.push(t.elapsed());
+        let (wall, st, rss) = timed(Command::new(&qemu).args(&bare_args).stdin(Stdio::null()));
         assert!(st.success(), "bare boot failed: {st}");
-
-        suite.push(suite_run());
+        bare.push(wall);
+        bare_rss.push(rss);
+        let (wall, rss) = suite_run();
+        suite.push(wall);
+        suite_rss.push(rss);
         phases.push(boot_phases(&report));
         println!(
             "round {round}: bare {}  suite {}",
@@ -144,6 +164,15 @@ fn main() {
     }
     print_table(&spec.name, &mut bare, &mut suite);
     print_phases(&phases);
+    let mid = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    println!(
+        "\npeak resident memory, largest process (medians): bare {} MiB, suite {} MiB",
+        mid(&mut bare_rss),
+        mid(&mut suite_rss)
+    );
 }
 
 /// The suite boot's phases (`vm::phases`) from the run's report.

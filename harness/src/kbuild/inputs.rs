@@ -59,6 +59,11 @@ fn check_tools() -> Result<(), BuildError> {
     })
 }
 
+/// A fragment's name without its folder.
+fn fragment_label(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
 pub(super) fn gather(
     spec: &BuildSpec,
     cache: &Cache,
@@ -84,7 +89,11 @@ pub(super) fn gather(
         h.update([0]);
     }
     for f in &fragments {
-        h.update(f.name.as_bytes());
+        // A fragment given by path is keyed by its file name and content,
+        // not its folder: config bisect writes its candidates into a fresh
+        // temporary folder each time, and keying on that rebuilt every
+        // candidate on every run (the configs test: 180 s cached).
+        h.update(fragment_label(&f.name).as_bytes());
         h.update([0]);
         h.update(f.text.as_bytes());
         h.update([0]);
@@ -100,11 +109,7 @@ pub(super) fn gather(
         tree.label,
         spec.fragments
             .iter()
-            .map(|f| f
-                .rsplit('/')
-                .next()
-                .unwrap_or(f)
-                .trim_end_matches(".config"))
+            .map(|f| fragment_label(f).trim_end_matches(".config"))
             .collect::<Vec<_>>()
             .join("+"),
         &key[..12]

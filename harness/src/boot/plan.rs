@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use btfvm_proto::{KernelFacts, ModuleEntry, Plan, PlannedScenario, Step, PROTOCOL_VERSION};
+use btfvm_proto::{
+    GuestProgram, KernelFacts, ModuleEntry, Plan, PlannedScenario, Step, PROTOCOL_VERSION,
+};
 
 use super::initramfs::{Archive, Entry};
 use super::modules::{self, ElfProblem, ModuleError, ModuleFile, ModuleIndex};
@@ -92,36 +94,16 @@ pub fn prepare(
             ignored.insert(sc.name.clone(), reason);
             continue;
         }
-        if sc.steps.iter().any(Step::uses_bpftool) {
-            match (bpftool, &guest_bpftool) {
-                (_, Some(_)) => {}
-                (Bpftool::Available(p), None) => match tools::place(p, &mut archive) {
-                    Ok(g) => guest_bpftool = Some(g),
-                    Err(e) => {
-                        broken.insert(sc.name.clone(), Unprepared::Tool(format!("bpftool: {e}")));
-                        continue;
-                    }
-                },
-                (Bpftool::Absent(why), None) => {
-                    ignored.insert(sc.name.clone(), format!("no bpftool here: {why}"));
-                    continue;
-                }
-                (Bpftool::Failed(e), None) => {
-                    broken.insert(sc.name.clone(), Unprepared::Tool(format!("bpftool: {e}")));
-                    continue;
-                }
-            }
-        }
-        match built_for(sc, built) {
-            Some(Err(reason)) => {
+        match tools_for(sc, bpftool, &mut guest_bpftool, built, &mut archive) {
+            Ok(()) => {}
+            Err(NotPlanned::Ignored(reason)) => {
                 ignored.insert(sc.name.clone(), reason);
                 continue;
             }
-            Some(Ok(why)) => {
+            Err(NotPlanned::Broken(why)) => {
                 broken.insert(sc.name.clone(), why);
                 continue;
             }
-            None => {}
         }
         match modules.add_for(sc, &mut archive) {
             Ok(()) => planned.push(PlannedScenario {
@@ -151,6 +133,49 @@ pub fn prepare(
         ignored,
         broken,
         damaged: modules.damaged,
+    }
+}
+
+/// Why a scenario is left out of the plan.
+enum NotPlanned {
+    Ignored(String),
+    Broken(Unprepared),
+}
+
+/// What a scenario needs besides modules: bpftool (placed in the archive
+/// once, for the first scenario that runs it) and the modules built out
+/// of tree.
+fn tools_for(
+    sc: &Scenario,
+    bpftool: &Bpftool,
+    placed: &mut Option<GuestProgram>,
+    built: &BuiltModules,
+    archive: &mut Archive,
+) -> Result<(), NotPlanned> {
+    if sc.steps.iter().any(Step::uses_bpftool) && placed.is_none() {
+        match bpftool {
+            Bpftool::Available(p) => match tools::place(p, archive) {
+                Ok(g) => *placed = Some(g),
+                Err(e) => {
+                    return Err(NotPlanned::Broken(Unprepared::Tool(format!(
+                        "bpftool: {e}"
+                    ))))
+                }
+            },
+            Bpftool::Absent(why) => {
+                return Err(NotPlanned::Ignored(format!("no bpftool here: {why}")))
+            }
+            Bpftool::Failed(e) => {
+                return Err(NotPlanned::Broken(Unprepared::Tool(format!(
+                    "bpftool: {e}"
+                ))))
+            }
+        }
+    }
+    match built_for(sc, built) {
+        Some(Err(reason)) => Err(NotPlanned::Ignored(reason)),
+        Some(Ok(why)) => Err(NotPlanned::Broken(why)),
+        None => Ok(()),
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use btfvm::bisect::{Tested, Verdict};
+use btfvm::inputs::build_spec::BuildSpec;
 use btfvm::inputs::scenario::Scenario;
 use btfvm::inputs::source::KernelSource;
 use btfvm::kbuild::{self, BuildOptions};
@@ -129,7 +130,6 @@ impl Drop for StdoutToStderr {
 /// what must stop the bisection: the machine, the input, a signal.
 pub fn test_kernel(ctx: &StepCtx<'_>, kernel: SelectedKernel) -> Result<Tested, Classified> {
     let started = Instant::now();
-    let name = kernel.spec.name.clone();
     let mut tested = Tested {
         verdict: Verdict::Good,
         reason: String::new(),
@@ -140,46 +140,70 @@ pub fn test_kernel(ctx: &StepCtx<'_>, kernel: SelectedKernel) -> Result<Tested, 
         tries: 0,
         seconds: 0.0,
     };
-    // Built here rather than inside the run, for its time and its typed
-    // failure; the run then finds it in the cache.
     if let KernelSource::Build(b) = &kernel.spec.source {
-        let opts = BuildOptions {
-            mirror: ctx.cfg.mirror.clone(),
-            ..Default::default()
-        };
-        let mut printer = Printer::new(&name);
-        let built = kbuild::build(b, ctx.cache, &opts, &mut |e| printer.event(e));
-        drop(printer);
-        interrupted()?;
-        match built {
-            Ok(built) => {
-                tested.build_seconds = Some(built.meta.seconds.total);
-                tested.build_cached = Some(built.cached);
-            }
-            Err(e) if e.class() == ErrorClass::Kernel => {
-                tested.verdict = if ctx.boot_failure_bad {
-                    Verdict::Bad
-                } else {
-                    Verdict::Skip
-                };
-                tested.reason = match &e {
-                    kbuild::BuildError::Failed(f) => format!(
-                        "the kernel does not build ({} stage): {}{}",
-                        f.stage,
-                        f.headline(),
-                        f.log
-                            .as_ref()
-                            .map(|l| format!("\nbuild log: {}", l.display()))
-                            .unwrap_or_default()
-                    ),
-                    e => format!("the kernel does not build: {}", short(&e.to_string())),
-                };
-                tested.seconds = started.elapsed().as_secs_f64();
-                return Ok(tested);
-            }
-            Err(e) => return Err(Classified::new(e.class(), e)),
-        }
+        build_step(ctx, b, &kernel.spec.name, &mut tested)?;
     }
+    if tested.verdict == Verdict::Good {
+        try_step(ctx, &kernel, &mut tested)?;
+    }
+    tested.seconds = started.elapsed().as_secs_f64();
+    Ok(tested)
+}
+
+/// Builds the step's kernel here rather than inside the run, for its time
+/// and its typed failure; the run then finds it in the cache. A kernel
+/// that does not build leaves the step skipped (or bad) with the reason.
+fn build_step(
+    ctx: &StepCtx<'_>,
+    b: &BuildSpec,
+    name: &str,
+    tested: &mut Tested,
+) -> Result<(), Classified> {
+    let opts = BuildOptions {
+        mirror: ctx.cfg.mirror.clone(),
+        ..Default::default()
+    };
+    let mut printer = Printer::new(name);
+    let built = kbuild::build(b, ctx.cache, &opts, &mut |e| printer.event(e));
+    drop(printer);
+    interrupted()?;
+    match built {
+        Ok(built) => {
+            tested.build_seconds = Some(built.meta.seconds.total);
+            tested.build_cached = Some(built.cached);
+            Ok(())
+        }
+        Err(e) if e.class() == ErrorClass::Kernel => {
+            tested.verdict = if ctx.boot_failure_bad {
+                Verdict::Bad
+            } else {
+                Verdict::Skip
+            };
+            tested.reason = match &e {
+                kbuild::BuildError::Failed(f) => format!(
+                    "the kernel does not build ({} stage): {}{}",
+                    f.stage,
+                    f.headline(),
+                    f.log
+                        .as_ref()
+                        .map(|l| format!("\nbuild log: {}", l.display()))
+                        .unwrap_or_default()
+                ),
+                e => format!("the kernel does not build: {}", short(&e.to_string())),
+            };
+            Ok(())
+        }
+        Err(e) => Err(Classified::new(e.class(), e)),
+    }
+}
+
+/// Runs the suite up to `--tries` times; the first failure decides.
+fn try_step(
+    ctx: &StepCtx<'_>,
+    kernel: &SelectedKernel,
+    tested: &mut Tested,
+) -> Result<(), Classified> {
+    let name = &kernel.spec.name;
     let mut passed = 0;
     for attempt in 1..=ctx.tries {
         tested.tries = attempt;
@@ -214,7 +238,7 @@ pub fn test_kernel(ctx: &StepCtx<'_>, kernel: SelectedKernel) -> Result<Tested, 
                 tested.reason = t
                     .map(|t| reason_of(t, attempt, ctx.tries))
                     .unwrap_or_default();
-                break;
+                return Ok(());
             }
             Err((class, i)) => {
                 let why = report
@@ -226,14 +250,11 @@ pub fn test_kernel(ctx: &StepCtx<'_>, kernel: SelectedKernel) -> Result<Tested, 
             }
         }
     }
-    if tested.verdict == Verdict::Good {
-        tested.reason = match ctx.tries {
-            1 => format!("{passed} trial(s) passed"),
-            n => format!("{passed} trial(s) passed on each of {n} tries"),
-        };
-    }
-    tested.seconds = started.elapsed().as_secs_f64();
-    Ok(tested)
+    tested.reason = match ctx.tries {
+        1 => format!("{passed} trial(s) passed"),
+        n => format!("{passed} trial(s) passed on each of {n} tries"),
+    };
+    Ok(())
 }
 
 #[cfg(test)]

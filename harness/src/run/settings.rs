@@ -214,10 +214,10 @@ impl RunAccel {
 
     /// TCG reached the agent where KVM did not: later runs on this host
     /// skip KVM. Returns where that was written.
-    pub fn remember(&self, qemu: &std::path::Path, kernel: &str) -> std::io::Result<PathBuf> {
+    pub fn remember(&self, qemu: &std::path::Path, kernel: &str) -> Result<PathBuf, CacheError> {
         let what = format!("{kernel} did not reach its agent under KVM and did under TCG");
         let rec = KvmRecord::current(qemu, what)
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "cannot stat QEMU"))?;
+            .map_err(|e| CacheError::io("cannot look at", qemu, e))?;
         rec.write(&self.record)?;
         Ok(self.record.clone())
     }

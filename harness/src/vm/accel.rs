@@ -153,12 +153,11 @@ pub struct KvmRecord {
 }
 
 impl KvmRecord {
-    /// The record for this QEMU on this host now; None when QEMU cannot be
-    /// looked at.
-    pub fn current(qemu: &Path, what: String) -> Option<KvmRecord> {
+    /// The record for this QEMU on this host now.
+    pub fn current(qemu: &Path, what: String) -> std::io::Result<KvmRecord> {
         use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(qemu).ok()?;
-        Some(KvmRecord {
+        let m = std::fs::metadata(qemu)?;
+        Ok(KvmRecord {
             qemu: qemu.display().to_string(),
             qemu_size: m.len(),
             qemu_mtime: m.mtime(),
@@ -172,7 +171,7 @@ impl KvmRecord {
     pub fn read(path: &Path, qemu: &Path) -> Option<String> {
         let text = crate::support::fsread::read_text(path, 64 * 1024, "KVM record").ok()?;
         let rec: KvmRecord = serde_json::from_str(&text).ok()?;
-        let now = KvmRecord::current(qemu, String::new())?;
+        let now = KvmRecord::current(qemu, String::new()).ok()?;
         rec.same_host(&now).then(|| {
             format!(
                 "KVM skipped: {} (remembered in {}; delete it to try KVM again)",
@@ -198,13 +197,9 @@ impl KvmRecord {
 
     /// Written through a temporary file and a rename, so a reader never
     /// sees half a record.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::io::Write::write_all(&mut tmp, serde_json::to_string_pretty(self)?.as_bytes())?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+    pub fn write(&self, path: &Path) -> Result<(), crate::support::cache::CacheError> {
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        crate::support::cache::write_atomic(path, text.as_bytes())
     }
 }
 

@@ -165,6 +165,9 @@ impl Sandbox {
             new.is_empty(),
             "{name}: scratch entries left in the cache: {new:?}"
         );
+        // `-- --nocapture` lists every case with its time: how the totals
+        // in the README are counted.
+        eprintln!("case passed: {name} (exit {status}, {:.2?})", ran.took);
         ran
     }
 }

@@ -14,6 +14,7 @@
 #include <linux/compiler.h>
 #include <linux/moduleparam.h>
 #include <linux/string.h>
+#include <linux/version.h>
 
 struct btfvm_test_point {
 	int x;
@@ -43,15 +44,23 @@ static struct btfvm_test_point btfvm_test_points[2] = {
 /*
  * A function with the name and prototype of a vmlinux one
  * (drivers/tty/sysrq.c, built in wherever MAGIC_SYSRQ is), which writing
- * "7" to /proc/sysrq-trigger calls. pahole gives the module no FUNC of its
- * own for a name vmlinux's BTF has (measured with 1.24, even with another
- * prototype), so a program names it by vmlinux's FUNC ID; the BTF object
- * it names decides which function that is: the kernel looks the name up
- * in that module's symbols (kernel/bpf/verifier.c, bpf_check_attach_target;
- * 6.1 still took the first match in all of kallsyms, vmlinux's). noipa: no
- * clone with a suffixed symbol name.
+ * "7" to /proc/sysrq-trigger calls. With the same prototype, pahole's
+ * dedup gives the module no FUNC of its own for it, so a program names it
+ * by vmlinux's FUNC ID, and the BTF object it names decides which function
+ * that is: the kernel looks the name up in that module's symbols
+ * (kernel/bpf/verifier.c, bpf_check_attach_target; 6.1 still took the
+ * first match in all of kallsyms, vmlinux's). The prototype must match
+ * exactly: 6.12.117 with pahole 1.24 gave an `int key` copy a FUNC of its
+ * own (measured 2026-12-06), since sysrq handlers take a u8 there
+ * ("tty: sysrq: switch sysrq handlers from int to u8", v6.7); 6.1.176's
+ * take an int. noipa: no clone with a suffixed symbol name.
  */
-static noinline __attribute__((__noipa__)) void sysrq_handle_loglevel(int key)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+#define BTFVM_SYSRQ_KEY u8
+#else
+#define BTFVM_SYSRQ_KEY int
+#endif
+static noinline __attribute__((__noipa__)) void sysrq_handle_loglevel(BTFVM_SYSRQ_KEY key)
 {
 	barrier();
 }

@@ -136,7 +136,7 @@ fn main() {
     // Untimed: fills the caches, and on a host whose KVM passes the probe
     // but fails real boots, leaves the record the bare boot must heed too.
     suite_run();
-    let record = btfvm::support::cache::state_dir()
+    let record = btfvm::support::state::state_dir()
         .unwrap_or_else(|| cache.root().to_path_buf())
         .join(btfvm::run::settings::KVM_RECORD);
     let accel = vm::accel::decide(&qemu, vm::AccelChoice::Auto, scratch.path(), Some(&record));

@@ -135,7 +135,7 @@ impl RunSettings {
             ))
         })?;
         crate::support::tmpdirs::sweep(&std::env::temp_dir());
-        let record = crate::support::cache::state_dir()
+        let record = crate::support::state::state_dir()
             .unwrap_or_else(|| cache.root().to_path_buf())
             .join(KVM_RECORD);
         let decision = vm::accel::decide(&qemu, cfg.accel, &scratch, Some(&record));
@@ -170,7 +170,7 @@ impl RunSettings {
 }
 
 /// Where a host whose KVM failed real boots is remembered, in the state
-/// folder (`support::cache::state_dir`).
+/// folder (`support::state::state_dir`).
 pub const KVM_RECORD: &str = "kvm-failed.json";
 
 /// The run's accelerator: what was decided at the start, and the one step

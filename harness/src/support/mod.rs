@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod fsread;
 pub mod interrupt;
 pub mod manifest;
+pub mod state;
 pub mod stop;
 pub mod tmpdirs;
 

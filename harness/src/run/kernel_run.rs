@@ -70,7 +70,7 @@ fn not_run(s: &RunSettings) -> Option<String> {
     if s.run_deadline
         .is_some_and(|d| std::time::Instant::now() >= d)
     {
-        let limit = s.timeouts.run_limit(s.accel.current().accel).as_secs();
+        let limit = s.run_limit.as_secs();
         return Some(format!(
             "not run: the run's {limit} s limit had passed (--run-timeout)"
         ));

@@ -93,6 +93,8 @@ pub struct RunSettings {
     /// When the whole run must be over; None when the limit is beyond
     /// what the clock can represent (`--run-timeout 18446744073709551615`).
     pub run_deadline: Option<Instant>,
+    /// The limit that deadline came from, for messages.
+    pub run_limit: Duration,
     pub memory_mib: u32,
     pub logs_dir: PathBuf,
     pub retries: u32,
@@ -155,6 +157,7 @@ impl RunSettings {
         };
         Ok(RunSettings {
             run_deadline: Instant::now().checked_add(cfg.timeouts.run_limit(limit_accel)),
+            run_limit: cfg.timeouts.run_limit(limit_accel),
             cache,
             mirror: cfg.mirror.clone(),
             accel,

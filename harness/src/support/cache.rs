@@ -72,19 +72,9 @@ impl Cache {
     }
 
     fn from_vars(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Cache, CacheError> {
-        // Empty values count as unset, as the XDG spec says; a relative
-        // XDG_CACHE_HOME is invalid per the spec and would depend on the cwd.
-        let non_empty = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        if let Some(dir) = non_empty("BTFVM_CACHE_DIR") {
-            return Ok(Cache::at(dir));
-        }
-        if let Some(xdg) = non_empty("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
-            return Ok(Cache::at(xdg.join("btfvm")));
-        }
-        if let Some(home) = non_empty("HOME") {
-            return Ok(Cache::at(home.join(".cache").join("btfvm")));
-        }
-        Err(CacheError::NoCacheDir)
+        super::xdg::dir(var, "BTFVM_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
+            .map(Cache::at)
+            .ok_or(CacheError::NoCacheDir)
     }
 
     pub fn at(root: PathBuf) -> Cache {
@@ -303,16 +293,7 @@ fn sweep_stale_temps(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::ffi::OsString;
-
-    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let map: HashMap<String, OsString> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
+    use crate::support::xdg::vars;
 
     #[test]
     fn cache_dir_precedence() {

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod state;
 pub mod stop;
 pub mod tmpdirs;
+pub mod xdg;
 
 use std::path::PathBuf;
 

@@ -12,29 +12,13 @@ pub fn state_dir() -> Option<PathBuf> {
 }
 
 fn state_dir_from(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
-    let non_empty = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    non_empty("BTFVM_STATE_DIR")
-        .or_else(|| {
-            non_empty("XDG_STATE_HOME")
-                .filter(|p| p.is_absolute())
-                .map(|x| x.join("btfvm"))
-        })
-        .or_else(|| non_empty("HOME").map(|h| h.join(".local/state/btfvm")))
+    super::xdg::dir(var, "BTFVM_STATE_DIR", "XDG_STATE_HOME", ".local/state")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::ffi::OsString;
-
-    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let map: HashMap<String, OsString> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
+    use crate::support::xdg::vars;
 
     #[test]
     fn state_dir_precedence() {

@@ -17,6 +17,7 @@ mod kmsg;
 mod linux;
 mod runner;
 mod selftest;
+mod serve;
 mod sys;
 #[cfg(test)]
 mod tests;
@@ -130,6 +131,9 @@ fn init_main() -> i32 {
         if let Err(e) = sys::mount(src, target, fs) {
             println!("btfvm-guest: mount {target}: {}", sys::errno_text(e));
         }
+    }
+    if std::path::Path::new(serve::SERVE_PLAN).exists() {
+        serve::serve();
     }
     if !std::path::Path::new("/plan.json").exists() {
         // The bare-boot baseline of the benchmark: no plan, power off at once.

@@ -225,3 +225,64 @@ pub fn errno_text(e: Errno) -> String {
         io::Error::from_raw_os_error(e)
     )
 }
+
+/// Sets an IPv4 address and netmask on `name` and brings it up, as
+/// `ip addr add` and `ip link set up` would (no ip binary in the guest).
+pub fn interface_up(name: &str, addr: [u8; 4], prefix: u8) -> Result<(), Errno> {
+    // SAFETY: a datagram socket used only for the interface ioctls below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: sock is a socket we own from here on.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0);
+    let ioctl = |req: libc::c_ulong, set: &dyn Fn(&mut libc::ifreq)| -> Result<(), Errno> {
+        // SAFETY: ifreq is plain data; the name fits (checked below).
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        set(&mut ifr);
+        // SAFETY: sock is open, ifr lives across the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), req, &mut ifr) } < 0 {
+            return Err(last_errno());
+        }
+        Ok(())
+    };
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(libc::EINVAL);
+    }
+    let sockaddr = |a: [u8; 4]| {
+        // SAFETY: sockaddr_in is plain data and fits in sockaddr.
+        let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(a),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: both are plain data; sockaddr_in is no larger.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                &sin as *const libc::sockaddr_in as *const u8,
+                &mut sa as *mut libc::sockaddr as *mut u8,
+                std::mem::size_of::<libc::sockaddr_in>(),
+            )
+        };
+        sa
+    };
+    ioctl(libc::SIOCSIFADDR, &|r| {
+        r.ifr_ifru.ifru_addr = sockaddr(addr)
+    })?;
+    ioctl(libc::SIOCSIFNETMASK, &|r| {
+        r.ifr_ifru.ifru_netmask = sockaddr(mask.to_be_bytes())
+    })?;
+    ioctl(libc::SIOCSIFFLAGS, &|r| {
+        r.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short
+    })
+}

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The flow of a run, first to last.
-const LAYERS: [&str; 10] = [
-    "support", "inputs", "debian", "kernel", "kbuild", "boot", "vm", "run", "report", "bisect",
+const LAYERS: [&str; 11] = [
+    "support", "inputs", "debian", "kernel", "kbuild", "boot", "vm", "target", "run", "report",
+    "bisect",
 ];
 
 fn src() -> PathBuf {

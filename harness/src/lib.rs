@@ -4,7 +4,7 @@
 //! The modules follow the flow of a run, and each one uses only those
 //! above it in this list (`tests::layers_point_one_way` checks it):
 //! inputs -> Debian archive -> kernel acquisition -> kernel building ->
-//! boot preparation -> VM -> run and verdict -> report -> bisect (which
+//! boot preparation -> VM (or another way in: target) -> run and verdict -> report -> bisect (which
 //! asks for many runs). `support` sits
 //! under all of them. The `btfvm` binary (src/bin/btfvm) owns the commands
 //! and everything that is printed; this library never prints.
@@ -22,6 +22,8 @@ pub mod kbuild;
 pub mod boot;
 
 pub mod vm;
+
+pub mod target;
 
 pub mod run;
 

@@ -65,6 +65,11 @@ impl Archive {
         self.entries.push(entry);
     }
 
+    /// The members, in the order they were added (parents first).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
     fn has_dir(&self, p: &str) -> bool {
         self.entries
             .iter()

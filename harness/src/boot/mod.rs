@@ -7,4 +7,5 @@ pub mod agent;
 pub mod initramfs;
 pub mod modules;
 pub mod plan;
+pub mod sshd;
 pub mod tools;

@@ -34,7 +34,7 @@ fn add_file(archive: &mut Archive, from: &Path, to: &str, mode: u32) -> Result<(
 }
 
 /// The DT_NEEDED entries of an ELF file.
-fn needed(path: &Path) -> Result<Vec<String>, String> {
+pub fn needed(path: &Path) -> Result<Vec<String>, String> {
     use object::read::elf::{Dyn, FileHeader, SectionHeader};
     let data = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let elf = object::elf::FileHeader64::<object::Endianness>::parse(&*data)
@@ -61,13 +61,32 @@ fn needed(path: &Path) -> Result<Vec<String>, String> {
 
 /// Puts the program into `archive`; what the plan tells the agent.
 pub fn place(p: &Program, archive: &mut Archive) -> Result<GuestProgram, String> {
-    let root = p.root();
+    place_at(&p.root(), &p.binary, &p.loader, GUEST_ROOT, archive)?;
     let guest = |rel: &Path| format!("{GUEST_ROOT}/{}", rel.display());
-    add_file(archive, &root.join(&p.binary), &guest(&p.binary), 0o755)?;
-    add_file(archive, &root.join(&p.loader), &guest(&p.loader), 0o755)?;
-    // The libraries it links against, and theirs (DT_NEEDED, followed),
-    // found in the root's library folders: only what the loader will open.
-    let mut todo = needed(&root.join(&p.binary))?;
+    Ok(GuestProgram {
+        loader: guest(&p.loader),
+        library_path: Program::library_path(Path::new(GUEST_ROOT)),
+        binary: guest(&p.binary),
+        origin: p.packages.lines().next().unwrap_or_default().to_string(),
+    })
+}
+
+/// Copies `binary` and `loader` of the system at `root` (a Debian
+/// package set's, or the host's own `/`) under `guest_root` in the
+/// archive, with the libraries the binary links against and theirs
+/// (DT_NEEDED, followed), found in the root's library folders: only what
+/// the loader will open.
+pub fn place_at(
+    root: &Path,
+    binary: &Path,
+    loader: &Path,
+    guest_root: &str,
+    archive: &mut Archive,
+) -> Result<(), String> {
+    let guest = |rel: &Path| format!("{guest_root}/{}", rel.display());
+    add_file(archive, &root.join(binary), &guest(binary), 0o755)?;
+    add_file(archive, &root.join(loader), &guest(loader), 0o755)?;
+    let mut todo = needed(&root.join(binary))?;
     let mut done: Vec<String> = Vec::new();
     while let Some(lib) = todo.pop() {
         if done.contains(&lib) {
@@ -79,22 +98,18 @@ pub fn place(p: &Program, archive: &mut Archive) -> Result<GuestProgram, String>
             .find(|r| root.join(r).is_file())
         else {
             return Err(format!(
-                "{} needs {lib}, which its packages do not have",
-                p.binary.display()
+                "{} needs {lib}, which {} does not have",
+                binary.display(),
+                root.display()
             ));
         };
-        if rel != p.loader {
+        if rel != loader {
             add_file(archive, &root.join(&rel), &guest(&rel), 0o755)?;
         }
         todo.extend(needed(&root.join(&rel))?);
         done.push(lib);
     }
-    Ok(GuestProgram {
-        loader: guest(&p.loader),
-        library_path: Program::library_path(Path::new(GUEST_ROOT)),
-        binary: guest(&p.binary),
-        origin: p.packages.lines().next().unwrap_or_default().to_string(),
-    })
+    Ok(())
 }
 
 /// The test module built by the host for a variant (`out-of-tree`,

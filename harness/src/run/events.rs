@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::kbuild::BuildEvent;
 use crate::kernel::debian::FetchEvent;
-use crate::vm::{AccelDecision, BootEnd, VmEvent};
+use crate::vm::{AccelDecision, BootEnd, VmEvent, Way};
 
 #[derive(Debug, Clone)]
 pub enum RunEvent {
@@ -25,6 +25,9 @@ pub enum RunEvent {
     },
     Booting {
         kernel: String,
+        /// QEMU here, or another way in; `target` names where.
+        way: Way,
+        target: Option<String>,
         scenarios: usize,
         initramfs_bytes: u64,
     },
@@ -34,6 +37,7 @@ pub enum RunEvent {
     },
     Booted {
         kernel: String,
+        way: Way,
         wall: Duration,
         end: BootEnd,
         /// The end in words, with the panic line where there was one.

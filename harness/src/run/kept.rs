@@ -28,6 +28,8 @@ pub struct BootMeta {
     pub schema: u32,
     pub kernel: String,
     pub accel: Accel,
+    #[serde(default)]
+    pub way: crate::vm::Way,
     pub planned: Vec<String>,
     pub timeouts: Timeouts,
     #[serde(default)]
@@ -44,6 +46,7 @@ impl BootMeta {
             schema: SCHEMA,
             kernel: kernel.to_string(),
             accel,
+            way: crate::vm::Way::Qemu,
             planned,
             timeouts,
             allow_splats: Vec::new(),

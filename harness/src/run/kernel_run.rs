@@ -12,6 +12,7 @@ use super::outcome::{FailureKind, ScenarioResult, TrialOutcome};
 use super::record::{BootRecord, KernelError, KernelRecord};
 use super::select::SelectedKernel;
 use super::settings::RunSettings;
+use super::target_run::{adopt_target, run_on_target};
 use super::tools::Extras;
 use super::verdict::{apply_allowlist, describe_end, map_results};
 use crate::boot::agent::AGENT;
@@ -19,6 +20,7 @@ use crate::boot::plan::{self, Prepared, Unprepared};
 use crate::inputs::scenario::Scenario;
 use crate::kernel::{CacheEntry, KernelImage};
 use crate::support::{interrupt, tmpdirs};
+use crate::target::ssh_run::TargetError;
 use crate::vm::{self, Accel, BootOutcome, BootSpec, QemuParams, VmError};
 
 pub struct KernelOutcome {
@@ -37,6 +39,8 @@ enum BootError {
     },
     #[error(transparent)]
     Vm(#[from] VmError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
 }
 
 /// Every scenario of a kernel that never booted fails with the same reason.
@@ -134,7 +138,7 @@ pub fn run_kernel(
         .iter()
         .map(|p| p.name.clone())
         .collect();
-    match boot_once(k, &image, &prepared, &planned, s, events) {
+    match boot_once(k, &image, &prepared, &planned, s, events, &extras) {
         Ok((boot, outcome)) => {
             results.extend(map_results(&planned, &outcome));
             record.boot = Some(boot);
@@ -171,6 +175,10 @@ fn prepare(
             .map_err(|e| (e.class().into(), format!("kernel {}: {e}", k.spec.name)))
     };
     let mut image = acquire()?;
+    let target_root = match &s.target {
+        Some(t) => Some(adopt_target(&mut image, t)?.root),
+        None => None,
+    };
     let name = k.spec.name.clone();
     let extras = Extras {
         bpftool: super::tools::bpftool(k, scenarios, &s.cache, s.mirror.as_deref()),
@@ -187,6 +195,7 @@ fn prepare(
                 })
             },
         ),
+        target_root,
     };
     let (bpftool, built) = (&extras.bpftool, &extras.built);
     let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool, built);
@@ -205,6 +214,9 @@ fn prepare(
             )
         })?;
         image = acquire()?;
+        if let Some(t) = &s.target {
+            adopt_target(&mut image, t)?;
+        }
         prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool, built);
         if let Some(d) = &prepared.damaged {
             return Err((
@@ -266,7 +278,8 @@ fn retry_failures(
             &extras.built,
         );
         let planned: Vec<String> = again.iter().map(|sc| sc.name.clone()).collect();
-        let Ok((boot, outcome)) = boot_once(k, image, &prepared, &planned, s, events) else {
+        let Ok((boot, outcome)) = boot_once(k, image, &prepared, &planned, s, events, extras)
+        else {
             break;
         };
         boots.push(boot);
@@ -363,7 +376,11 @@ fn boot_once(
     planned: &[String],
     s: &RunSettings,
     events: &EventSink,
+    extras: &Extras,
 ) -> Result<(BootRecord, BootOutcome), BootError> {
+    if let (Some(t), Some(root)) = (&s.target, extras.target_root) {
+        return Ok(run_on_target(k, prepared, planned, s, events, t, root)?);
+    }
     let accel = s.accel.current().accel;
     let first = boot_under(k, image, prepared, planned, s, events, accel)?;
     if !s.accel.falls_back(accel, &first.1.end) || interrupt::requested().is_some() {
@@ -423,6 +440,8 @@ fn boot_under(
     let name = k.spec.name.clone();
     events(&RunEvent::Booting {
         kernel: name.clone(),
+        way: vm::Way::Qemu,
+        target: None,
         scenarios: planned.len(),
         initramfs_bytes: bytes.len() as u64,
     });
@@ -457,6 +476,7 @@ fn boot_under(
     let end_text = describe_end(&outcome);
     events(&RunEvent::Booted {
         kernel: name,
+        way: vm::Way::Qemu,
         wall: outcome.elapsed,
         end: outcome.end.clone(),
         summary: end_text.clone(),
@@ -474,7 +494,9 @@ fn boot_record(
     kept: Option<PathBuf>,
 ) -> BootRecord {
     BootRecord {
-        accel,
+        way: outcome.way,
+        target: None,
+        accel: Some(accel),
         wall_ms: outcome.elapsed.as_millis() as u64,
         agent_hello_uptime_ms: outcome.uptime_ms(false),
         agent_done_uptime_ms: outcome.uptime_ms(true),

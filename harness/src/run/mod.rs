@@ -14,5 +14,6 @@ pub mod replay;
 pub mod select;
 pub mod settings;
 pub mod suite;
+pub mod target_run;
 pub mod tools;
 pub mod verdict;

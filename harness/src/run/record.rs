@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::outcome::{FailureKind, TrialOutcome};
 use crate::inputs::kernelspec::KernelSpec;
 use crate::vm::phases::BootPhases;
-use crate::vm::{Accel, BootEnd, Splat};
+use crate::vm::{Accel, BootEnd, Splat, Way};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KernelRecord {
@@ -65,7 +65,15 @@ impl KernelRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BootRecord {
-    pub accel: Accel,
+    /// How the agent was run: btfvm's QEMU, an SSH target, virtme-ng.
+    #[serde(default)]
+    pub way: Way,
+    /// The target, for a way in that is not a local boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// QEMU's accelerator; None where btfvm booted nothing (a target).
+    #[serde(default)]
+    pub accel: Option<Accel>,
     pub wall_ms: u64,
     /// Guest uptime when the agent said hello and when it finished.
     pub agent_hello_uptime_ms: Option<u64>,

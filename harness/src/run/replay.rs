@@ -62,6 +62,7 @@ pub fn judge(
     })?;
     let mut outcome =
         BootOutcome::from_watched(watched, dir.join(CONSOLE_FILE), meta.qemu_stderr.clone());
+    outcome.way = meta.way;
     apply_allowlist(&mut outcome.splats, &meta.allow_splats);
     let results = map_results(&meta.planned, &outcome);
     Ok(Replayed {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::cache::{Cache, CacheError};
 use crate::support::ErrorClass;
+use crate::target::SshParams;
 use crate::vm::{self, Accel, AccelChoice, AccelDecision, BootEnd, KvmRecord, Timeouts, VmError};
 
 /// Limits given on the command line or in the environment; unset ones
@@ -62,6 +63,8 @@ pub struct RunConfig {
     pub retries: u32,
     /// Boots at once (`-j`); default from the cores and the memory.
     pub jobs: Option<usize>,
+    /// Run the suite on this SSH target instead of booting it here.
+    pub target: Option<SshParams>,
 }
 
 /// Boots at once by default: under TCG a one-vCPU guest keeps a core
@@ -102,6 +105,8 @@ pub struct RunSettings {
     pub jobs: usize,
     /// qboot, when QEMU has it (see `vm::args::firmware_args`).
     pub firmware: Option<PathBuf>,
+    /// The SSH target the suite runs on, if not in QEMU here.
+    pub target: Option<SshParams>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +130,12 @@ impl RunSettings {
     /// decides the accelerator (a probe guest under KVM, ~50 ms).
     pub fn prepare(cfg: &RunConfig) -> Result<RunSettings, SettingsError> {
         let cache = Cache::from_env()?;
-        let qemu = vm::find_qemu(cfg.qemu.as_deref())?;
+        // A target needs no QEMU here: a lab's runner may have none.
+        let qemu = match (vm::find_qemu(cfg.qemu.as_deref()), &cfg.target) {
+            (Ok(q), _) => q,
+            (Err(_), Some(_)) => PathBuf::from("qemu-system-x86_64"),
+            (Err(e), None) => return Err(e.into()),
+        };
         let scratch = cache.subdir("tmp").map_err(SettingsError::Scratch)?;
         // A cache that is there but read-only fails later and elsewhere
         // (the KVM probe's image, kept boots, downloads): say so now.
@@ -140,14 +150,23 @@ impl RunSettings {
         let record = crate::support::state::state_dir()
             .unwrap_or_else(|| cache.root().to_path_buf())
             .join(KVM_RECORD);
-        let decision = vm::accel::decide(&qemu, cfg.accel, &scratch, Some(&record));
+        let decision = match &cfg.target {
+            // A real machine runs at its own speed: KVM's limits.
+            Some(t) => AccelDecision {
+                accel: Accel::Kvm,
+                reason: format!("none here: the suite runs on {}, under KVM's limits", t.url),
+            },
+            None => vm::accel::decide(&qemu, cfg.accel, &scratch, Some(&record)),
+        };
         // A run that auto chose KVM may end under TCG: its limit is TCG's.
         let limit_accel = match cfg.accel {
-            AccelChoice::Auto => Accel::Tcg,
+            AccelChoice::Auto if cfg.target.is_none() => Accel::Tcg,
             _ => decision.accel,
         };
         let accel = RunAccel {
-            may_fall_back: cfg.accel == AccelChoice::Auto && decision.accel == Accel::Kvm,
+            may_fall_back: cfg.accel == AccelChoice::Auto
+                && decision.accel == Accel::Kvm
+                && cfg.target.is_none(),
             decision: Mutex::new(decision),
             record,
         };
@@ -168,6 +187,7 @@ impl RunSettings {
             jobs: cfg.jobs.unwrap_or_else(|| default_jobs(cfg.memory_mib)),
             firmware: vm::find_qboot(&qemu),
             qemu,
+            target: cfg.target.clone(),
         })
     }
 }

@@ -109,4 +109,6 @@ pub fn built_modules(
 pub struct Extras {
     pub bpftool: Bpftool,
     pub built: BuiltModules,
+    /// How root is had on the SSH target, when the suite runs on one.
+    pub target_root: Option<crate::target::remote::Root>,
 }

@@ -9,7 +9,7 @@ use btfvm_proto::Message;
 use super::outcome::{FailureKind, ScenarioResult, TrialOutcome};
 use crate::inputs::kernelspec::AllowSplat;
 use crate::support::interrupt::signal_name;
-use crate::vm::{BootEnd, BootOutcome, Splat, SplatKind};
+use crate::vm::{BootEnd, BootOutcome, Splat, SplatKind, Way};
 
 /// The end of a boot in words, with the panic line where there was one,
 /// and what it says about memory when it says something.
@@ -30,33 +30,39 @@ pub fn describe_end(o: &BootOutcome) -> String {
 
 fn end_text(o: &BootOutcome) -> String {
     let panic = o.splats.iter().find(|s| s.kind == SplatKind::Panic);
+    let what = o.way.what();
+    let killed = format!("{what} killed");
     match (&o.end, panic) {
         (BootEnd::Exited { .. }, Some(p)) if !o.finished() && p.line.contains("Attempted to kill init") => {
             format!("the guest agent (PID 1) exited or crashed, and the kernel panicked: {}", p.line)
         }
         (BootEnd::Exited { .. }, Some(p)) if !o.finished() => format!("kernel panic: {}", p.line),
         (BootEnd::Panicked, Some(p)) => {
-            format!("kernel panic: {}; QEMU did not exit and was killed", p.line)
+            format!("kernel panic: {}; {what} did not exit and was killed", p.line)
         }
-        (BootEnd::Exited { status: Some(0) }, _) if o.finished() => "powered off".into(),
+        (BootEnd::Exited { status: Some(0) }, _) if o.finished() => match o.way {
+            Way::Qemu | Way::Vng => "powered off".into(),
+            Way::Ssh => "the agent finished".into(),
+        },
         (BootEnd::Exited { status: Some(0) }, _) => {
-            "QEMU exited (status 0) before the agent finished, with no panic on the console".into()
+            format!("{what} exited (status 0) before the agent finished, with no panic on the console")
         }
-        (BootEnd::Exited { status: Some(c) }, _) => format!("QEMU exited with status {c}"),
-        (BootEnd::Exited { status: None }, _) => "QEMU was killed by a signal".into(),
-        (BootEnd::TimedOut { after }, _) => format!("boot timed out after {} s; QEMU killed", after.as_secs()),
+        (BootEnd::Exited { status: Some(c) }, _) => format!("{what} exited with status {c}"),
+        (BootEnd::Exited { status: None }, _) => format!("{what} was killed by a signal"),
+        (BootEnd::TimedOut { after }, _) => format!("boot timed out after {} s; {killed}", after.as_secs()),
         (BootEnd::NoHello { after }, _) => format!(
-            "no hello from the agent within {} s (kernel never reached /init, or the agent died first); QEMU killed",
+            "no hello from the agent within {} s (kernel never reached /init, or the agent died first); {killed}",
             after.as_secs()
         ),
         (BootEnd::ScenarioTimedOut { scenario, after }, _) => {
-            format!("scenario {scenario} still running after {} s; QEMU killed", after.as_secs())
+            format!("scenario {scenario} still running after {} s; {killed}", after.as_secs())
         }
-        (BootEnd::Panicked, None) => "kernel panic; QEMU did not exit and was killed".into(),
-        (BootEnd::Channel(e), _) => format!("{e}; QEMU killed"),
+        (BootEnd::Panicked, None) => format!("kernel panic; {what} did not exit and was killed"),
+        (BootEnd::Channel(e), _) => format!("{e}; {killed}"),
         (BootEnd::Interrupted { signal }, _) => {
-            format!("interrupted by {}; QEMU killed", signal_name(*signal))
+            format!("interrupted by {}; {killed}", signal_name(*signal))
         }
+        (BootEnd::Lost { why }, _) => format!("the connection to the target was lost: {why}"),
     }
 }
 

@@ -15,6 +15,7 @@ fn finished(name: &str) -> Message {
 
 fn outcome(splat_in: Option<&str>, line: &str) -> BootOutcome {
     BootOutcome {
+        way: crate::vm::Way::Qemu,
         end: BootEnd::Exited { status: Some(0) },
         messages: vec![
             Message::Hello {

@@ -140,6 +140,30 @@ pub struct QemuParams {
     pub firmware: Option<PathBuf>,
 }
 
+/// A guest port reachable from the host's loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserNet {
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+/// User-mode networking needs no root and no bridge; the forward listens
+/// on 127.0.0.1 only. virtio-net because Debian's cloud kernels have no
+/// e1000; `romfile=` because the NIC's option ROM (iPXE) only serves
+/// network boot and costs SeaBIOS time.
+pub fn user_net_args(n: UserNet) -> Vec<OsString> {
+    vec![
+        "-netdev".into(),
+        format!(
+            "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{}",
+            n.host_port, n.guest_port
+        )
+        .into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=net0,romfile=".into(),
+    ]
+}
+
 /// A program and its arguments, built once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuCommand {
@@ -180,6 +204,27 @@ pub fn boot_command(p: &QemuParams) -> QemuCommand {
     ));
     v.extend(console_args(&p.console_log));
     v.extend(channel_args(&p.channel));
+    QemuCommand {
+        program: p.qemu.clone(),
+        args: v,
+    }
+}
+
+/// The line of a guest that serves (`vm::serve`): a test boot's, with a
+/// NIC whose port `net` forwards, and no result channel (nobody listens
+/// on one; the served guest reports nothing).
+pub fn serve_command(p: &QemuParams, net: UserNet) -> QemuCommand {
+    let mut v = base_args();
+    v.extend(firmware_args(p.firmware.as_deref()));
+    v.extend(accel_args(p.accel));
+    v.extend(memory_args(p.memory_mib, 1));
+    v.extend(kernel_args(
+        &p.kernel,
+        &p.initrd,
+        &cmdline(&p.cmdline_extra),
+    ));
+    v.extend(console_args(&p.console_log));
+    v.extend(user_net_args(net));
     QemuCommand {
         program: p.qemu.clone(),
         args: v,
@@ -320,7 +365,7 @@ mod tests {
         assert_eq!(c.display_args().len(), c.args.len());
         let with = boot_command(&QemuParams {
             firmware: Some("/usr/share/qemu/qboot.rom".into()),
-            ..p
+            ..p.clone()
         });
         assert_eq!(
             strs(&with.args[..9]),
@@ -331,6 +376,31 @@ mod tests {
             .concat()
         );
         assert!(firmware_args(None).is_empty());
+        let net = UserNet {
+            host_port: 40022,
+            guest_port: 22,
+        };
+        let served = serve_command(&p, net);
+        assert_eq!(served.args[served.args.len() - 4..], user_net_args(net)[..]);
+        assert_eq!(served.args[..served.args.len() - 4], want[..want.len() - 4]);
+    }
+
+    #[test]
+    fn the_forward_listens_on_loopback_only_and_skips_the_option_rom() {
+        let args = user_net_args(UserNet {
+            host_port: 40022,
+            guest_port: 22,
+        });
+        let a = strs(&args);
+        assert_eq!(
+            a,
+            [
+                "-netdev",
+                "user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22",
+                "-device",
+                "virtio-net-pci,netdev=net0,romfile="
+            ]
+        );
     }
 
     #[test]

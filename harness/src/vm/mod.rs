@@ -9,6 +9,7 @@ pub mod args;
 pub mod console;
 pub mod driver;
 pub mod phases;
+pub mod serve;
 pub mod splat;
 pub mod transcript;
 pub mod watch;
@@ -116,6 +117,10 @@ pub enum BootEnd {
     },
     /// The agent sent something undecodable; QEMU was killed.
     Channel(FrameError),
+    /// The connection to a target broke mid-run (SSH).
+    Lost {
+        why: String,
+    },
 }
 
 /// The report's form of an end: a kind and its details.
@@ -129,6 +134,7 @@ enum EndForm {
     Panicked,
     Interrupted { signal: i32 },
     Channel { error: String },
+    Lost { why: String },
 }
 
 impl serde::Serialize for BootEnd {
@@ -151,6 +157,7 @@ impl serde::Serialize for BootEnd {
             BootEnd::Channel(e) => EndForm::Channel {
                 error: e.to_string(),
             },
+            BootEnd::Lost { why } => EndForm::Lost { why: why.clone() },
         }
         .serialize(s)
     }
@@ -176,12 +183,38 @@ impl<'de> serde::Deserialize<'de> for BootEnd {
             EndForm::Panicked => BootEnd::Panicked,
             EndForm::Interrupted { signal } => BootEnd::Interrupted { signal },
             EndForm::Channel { error } => BootEnd::Channel(FrameError::Reported(error)),
+            EndForm::Lost { why } => BootEnd::Lost { why },
         })
+    }
+}
+
+/// The way in that ran the agent: what messages about its end name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Way {
+    /// btfvm's own QEMU boot.
+    #[default]
+    Qemu,
+    /// An SSH target the agent was pushed to.
+    Ssh,
+    /// A virtme-ng guest.
+    Vng,
+}
+
+impl Way {
+    /// What exits or is killed.
+    pub fn what(self) -> &'static str {
+        match self {
+            Way::Qemu => "QEMU",
+            Way::Ssh => "the agent on the target",
+            Way::Vng => "vng",
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct BootOutcome {
+    pub way: Way,
     pub end: BootEnd,
     pub messages: Vec<Message>,
     pub elapsed: Duration,
@@ -200,6 +233,7 @@ pub struct BootOutcome {
 impl BootOutcome {
     pub fn from_watched(w: watch::Watched, console_log: PathBuf, qemu_stderr: String) -> Self {
         BootOutcome {
+            way: Way::Qemu,
             end: w.end,
             messages: w.messages,
             elapsed: w.elapsed,

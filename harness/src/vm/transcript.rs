@@ -25,6 +25,7 @@ const EXITED: u8 = 4;
 const KILLED: u8 = 5;
 const HUNG: u8 = 6;
 const INTERRUPTED: u8 = 7;
+const LOST: u8 = 8;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TranscriptError {
@@ -62,6 +63,7 @@ impl<W: Write> Recorder<W> {
                 return self.write(EXITED, at, &c.to_le_bytes());
             }
             Input::Hung => (HUNG, &[]),
+            Input::Lost(why) => (LOST, why.as_bytes()),
             Input::Interrupted { signal } => {
                 return self.write(INTERRUPTED, at, &signal.to_le_bytes());
             }
@@ -121,6 +123,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(Duration, Input)>, TranscriptError> {
             },
             KILLED => Input::Exited { status: None },
             HUNG => Input::Hung,
+            LOST => Input::Lost(String::from_utf8_lossy(payload).into_owned()),
             INTERRUPTED => Input::Interrupted { signal: int()? },
             _ => return Err(bad("unknown record kind")),
         };

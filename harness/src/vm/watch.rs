@@ -34,6 +34,8 @@ pub enum Input {
     Hung,
     /// SIGINT or SIGTERM reached btfvm.
     Interrupted { signal: i32 },
+    /// The connection to a target broke (another way in than QEMU).
+    Lost(String),
 }
 
 /// What the watcher knows once the boot is over.
@@ -119,6 +121,11 @@ impl Watch {
             Input::Tick => self.limits(at),
             Input::Interrupted { signal } => Some(BootEnd::Interrupted { signal: *signal }),
             Input::Hung => Some(BootEnd::TimedOut { after: at }),
+            Input::Lost(why) => {
+                let tag = self.tag();
+                self.console.finish(&tag);
+                Some(BootEnd::Lost { why: why.clone() })
+            }
             Input::Exited { status } => Some(self.exited(*status)),
         };
         if let Some(e) = &end {

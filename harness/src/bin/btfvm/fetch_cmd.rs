@@ -61,7 +61,7 @@ pub fn fetch(word: &str, mirror: Option<&str>, kernels_dir: &Path, verify: bool)
     Ok(ExitCode::SUCCESS)
 }
 
-fn get(
+pub fn get(
     source: &KernelSource,
     cache: &Cache,
     mirror: Option<&str>,

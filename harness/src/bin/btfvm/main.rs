@@ -33,6 +33,7 @@ mod render;
 mod replay_cmd;
 mod report_cmd;
 mod run_cmd;
+mod serve_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -77,6 +78,9 @@ enum Command {
     /// list of kernels or paholes, or the smallest set of options between
     /// two .configs. Exit 0 with an answer, 1 without one.
     Bisect(Box<bisect_cmd::BisectArgs>),
+    /// Boot a kernel as an SSH target (dropbear on QEMU's user-mode
+    /// network) and print its URL, for trying `btfvm run --target`.
+    ServeSsh(Box<serve_cmd::ServeArgs>),
     /// Judge a kept boot again without QEMU (a folder under <cache>/logs,
     /// named in the report as `kept`).
     Replay { dir: PathBuf },
@@ -151,6 +155,7 @@ fn main() -> ExitCode {
         } => build_cmd::kernel_build(*args),
         Command::Matrix(args) => matrix_cmd::matrix(*args),
         Command::Bisect(args) => bisect_cmd::bisect(*args),
+        Command::ServeSsh(args) => serve_cmd::serve_ssh(*args),
         Command::Replay { dir } => replay_cmd::replay_cmd(&dir),
         Command::Report {
             command: ReportCommand::Merge { out, inputs },

@@ -8,6 +8,7 @@ use btfvm::inputs::{input_dir, DirOrigin, InputDir};
 use btfvm::run::partition::Partition;
 use btfvm::run::select::KernelRequest;
 use btfvm::run::settings::{RunConfig, TimeoutSettings};
+use btfvm::target::{HostKeys, SshParams, SshUrl};
 use btfvm::vm::AccelChoice;
 
 /// How the VMs run and where the inputs are: shared by `run`, `matrix`
@@ -98,6 +99,62 @@ pub struct RunOptions {
     /// scenario.
     #[arg(long)]
     pub per_kernel: bool,
+    #[command(flatten)]
+    pub target: TargetOptions,
+}
+
+/// Another way in than btfvm's own QEMU boot.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetOptions {
+    /// Run the suite on a machine that already runs the kernel, over SSH:
+    /// ssh://user@host[:port]. --kernel names that kernel (the same
+    /// release): its modules are pushed, the target's config decides
+    /// what applies.
+    #[arg(long, value_name = "URL", value_parser = ssh_url)]
+    pub target: Option<SshUrl>,
+    /// Private key for the target (default: ssh-agent, then ~/.ssh/id_*).
+    #[arg(long, value_name = "FILE", requires = "target")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file the target's host key is checked against
+    /// (default: ~/.ssh/known_hosts).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "target",
+        conflicts_with = "ssh_insecure_host_key"
+    )]
+    pub known_hosts: Option<PathBuf>,
+    /// Do not check the target's host key (a throwaway VM whose key
+    /// changes at every boot).
+    #[arg(long, requires = "target")]
+    pub ssh_insecure_host_key: bool,
+    /// Limit for connecting to the target, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = seconds, requires = "target")]
+    pub connect_timeout: u64,
+}
+
+fn ssh_url(s: &str) -> Result<SshUrl, String> {
+    SshUrl::parse(s).map_err(|e| e.to_string())
+}
+
+impl TargetOptions {
+    pub fn params(&self) -> Option<SshParams> {
+        let url = self.target.clone()?;
+        Some(SshParams {
+            url,
+            identity: self.ssh_key.clone(),
+            host_keys: if self.ssh_insecure_host_key {
+                HostKeys::Insecure
+            } else {
+                HostKeys::KnownHosts(
+                    self.known_hosts
+                        .clone()
+                        .unwrap_or_else(btfvm::target::ssh::default_known_hosts),
+                )
+            },
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+        })
+    }
 }
 
 fn jobs(s: &str) -> Result<usize, String> {
@@ -204,6 +261,7 @@ impl VmOptions {
             logs: self.logs.clone(),
             retries,
             jobs: self.jobs,
+            target: None,
         }
     }
 }
@@ -228,7 +286,10 @@ impl RunOptions {
     }
 
     pub fn run_config(&self) -> RunConfig {
-        self.vm.run_config(self.retries)
+        RunConfig {
+            target: self.target.params(),
+            ..self.vm.run_config(self.retries)
+        }
     }
 
     /// Which exit-status table applies.

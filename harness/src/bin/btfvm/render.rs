@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use btfvm::kernel::debian::FetchEvent;
 use btfvm::run::events::RunEvent;
-use btfvm::vm::VmEvent;
+use btfvm::vm::{VmEvent, Way};
 use btfvm_proto::Message;
 
 use crate::progress::Printer;
@@ -32,20 +32,30 @@ impl Renderer {
             RunEvent::Resolved { kernel, origin } => say!("btfvm: {kernel}: kernel {origin}"),
             RunEvent::Booting {
                 kernel,
+                way,
+                target,
                 scenarios,
                 initramfs_bytes,
-            } => say!(
-                "btfvm: {kernel}: booting for {scenarios} scenario(s), initramfs {} KiB",
-                initramfs_bytes / 1024
-            ),
+            } => match (way, target) {
+                (Way::Qemu, _) => say!(
+                    "btfvm: {kernel}: booting for {scenarios} scenario(s), initramfs {} KiB",
+                    initramfs_bytes / 1024
+                ),
+                (_, t) => say!(
+                    "btfvm: {kernel}: running {scenarios} scenario(s) on {}",
+                    t.as_deref().unwrap_or(way.what())
+                ),
+            },
             RunEvent::Vm { kernel, event } => vm(kernel, event),
             RunEvent::Booted {
                 kernel,
+                way,
                 wall,
                 summary,
                 ..
             } => say!(
-                "btfvm: {kernel}: boot {summary} after {:.1} s",
+                "btfvm: {kernel}: {} {summary} after {:.1} s",
+                if *way == Way::Ssh { "run" } else { "boot" },
                 wall.as_secs_f64()
             ),
             RunEvent::Warning { kernel, message } => match kernel {

@@ -1,0 +1,127 @@
+//! A kernel's suite on an SSH target (`--target`): the target's own
+//! release and config stand in for the local kernel's, so requirements
+//! are the running kernel's; the boot is `target::ssh_run` instead of
+//! QEMU; the result is kept and judged like a QEMU boot.
+
+use std::path::Path;
+
+use super::events::{EventSink, RunEvent};
+use super::kept::{self, BootMeta};
+use super::outcome::FailureKind;
+use super::record::BootRecord;
+use super::select::SelectedKernel;
+use super::settings::RunSettings;
+use super::verdict::{apply_allowlist, describe_end};
+use crate::boot::plan::Prepared;
+use crate::kernel::{ConfigFile, KernelImage};
+use crate::support::{interrupt, tmpdirs};
+use crate::target::ssh_run::{self, SshBoot, TargetError};
+use crate::target::SshParams;
+use crate::vm::{BootOutcome, Way};
+
+/// Reads the target's kernel; the local kernel must be the same release
+/// (its modules are what is pushed), and the target's config replaces
+/// the local one.
+pub fn adopt_target(
+    image: &mut KernelImage,
+    t: &SshParams,
+) -> Result<ssh_run::TargetFacts, (FailureKind, String)> {
+    let facts = ssh_run::inspect(t).map_err(|e| (FailureKind::Environment, e.to_string()))?;
+    if facts.release != image.release {
+        return Err((
+            FailureKind::Input,
+            format!(
+                "{} runs {}, but this kernel is {} ({}): give --kernel the kernel the target runs (its modules are what btfvm pushes)",
+                t.url, facts.release, image.release, image.origin
+            ),
+        ));
+    }
+    let from = Path::new(facts.config_from);
+    image.config = ConfigFile::from_text(from, facts.config_text.clone())
+        .map_err(|e| (FailureKind::Environment, format!("{}: {e}", t.url)))?;
+    image.origin = format!("{} on {}", image.origin, t.url);
+    Ok(facts)
+}
+
+/// Runs the plan on the target and keeps the run like a boot.
+pub fn run_on_target(
+    k: &SelectedKernel,
+    prepared: &Prepared,
+    planned: &[String],
+    s: &RunSettings,
+    events: &EventSink,
+    t: &SshParams,
+    root: crate::target::remote::Root,
+) -> Result<(BootRecord, BootOutcome), TargetError> {
+    let accel = s.accel.current().accel;
+    let work = tmpdirs::create().map_err(|source| TargetError::Io {
+        what: "creating a temporary directory in",
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let timeouts = s.timeouts.resolve(accel, k.spec.boot_timeout);
+    let name = k.spec.name.clone();
+    events(&RunEvent::Booting {
+        kernel: name.clone(),
+        way: Way::Ssh,
+        target: Some(t.url.to_string()),
+        scenarios: planned.len(),
+        initramfs_bytes: 0,
+    });
+    let boot = SshBoot {
+        params: t,
+        root,
+        archive: &prepared.archive,
+        plan: &prepared.plan,
+        timeouts,
+        console_log: work.path().join(kept::CONSOLE_FILE),
+        transcript: work.path().join(kept::TRANSCRIPT_FILE),
+    };
+    let ran = ssh_run::run(&boot, &interrupt::requested, &mut |event| {
+        events(&RunEvent::Vm {
+            kernel: name.clone(),
+            event: event.clone(),
+        })
+    })?;
+    if let Err(why) = &ran.cleanup {
+        events(&RunEvent::Warning {
+            kernel: Some(name.clone()),
+            message: why.clone(),
+        });
+    }
+    let mut outcome = ran.outcome;
+    apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
+    let mut meta = BootMeta::new(&name, accel, planned.to_vec(), timeouts);
+    meta.way = Way::Ssh;
+    meta.allow_splats.clone_from(&k.spec.allow_splats);
+    meta.qemu_stderr.clone_from(&outcome.qemu_stderr);
+    let kept = kept::keep(&s.logs_dir, work.path(), &meta).ok();
+    if let Some(dir) = &kept {
+        outcome.console_log = dir.join(kept::CONSOLE_FILE);
+    }
+    let end_text = describe_end(&outcome);
+    events(&RunEvent::Booted {
+        kernel: name,
+        way: Way::Ssh,
+        wall: outcome.elapsed,
+        end: outcome.end.clone(),
+        summary: end_text.clone(),
+    });
+    let record = BootRecord {
+        way: Way::Ssh,
+        target: Some(t.url.to_string()),
+        accel: None,
+        wall_ms: outcome.elapsed.as_millis() as u64,
+        agent_hello_uptime_ms: outcome.uptime_ms(false),
+        agent_done_uptime_ms: outcome.uptime_ms(true),
+        phases: outcome.phases(),
+        end: outcome.end.clone(),
+        end_text,
+        initramfs_bytes: 0,
+        kept,
+        console_log: outcome.console_log.clone(),
+        splats: outcome.splats.clone(),
+        qemu_args: Vec::new(),
+    };
+    Ok((record, outcome))
+}

@@ -200,7 +200,7 @@ impl<'p, K: Kernel> Agent<'p, K> {
     }
 
     fn load(&mut self, sc: &mut Scenario<K>, a: &LoadArgs) -> R {
-        let key = Plan::module_key(&a.module, a.variant);
+        let key = a.key();
         let plan = self.plan;
         let entry = plan
             .modules

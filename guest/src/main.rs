@@ -112,12 +112,41 @@ fn execute(
         uptime_ms: uptime_ms(),
         scenarios: plan.scenarios.len() as u32,
     });
+    mount_shares(&plan)?;
     let mut agent = agent::Agent::new(&plan, config, linux::Linux::new());
     agent.channel = channel;
     runner::run(&plan, &mut agent, send);
     send(&Message::Done {
         uptime_ms: uptime_ms(),
     });
+    Ok(())
+}
+
+/// The host's virtiofs shares, at their mount points, after the modules
+/// they need: before any scenario, so a module on a share can be loaded.
+fn mount_shares(plan: &Plan) -> Result<(), String> {
+    for s in &plan.shares {
+        for m in &s.modules {
+            match sys::finit_module(m, "") {
+                Ok(()) | Err(libc::EEXIST) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "share {}: loading {m}: {}",
+                        s.tag,
+                        sys::errno_text(e)
+                    ))
+                }
+            }
+        }
+        sys::mount(&s.tag, &s.at, "virtiofs").map_err(|e| {
+            format!(
+                "share {}: mounting it at {} (virtiofs): {}",
+                s.tag,
+                s.at,
+                sys::errno_text(e)
+            )
+        })?;
+    }
     Ok(())
 }
 

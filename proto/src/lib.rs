@@ -14,5 +14,5 @@ pub use condition::{Condition, KernelFacts, KernelVersion};
 pub use config::KernelConfig;
 pub use frame::{encode, Decoder, FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};
 pub use message::{BtfObject, LoadOp, LoadRecord, Message, Observations, Outcome, SysfsEntry};
-pub use plan::{GuestProgram, ModuleEntry, Plan, PlannedScenario, ServePlan};
+pub use plan::{GuestProgram, ModuleEntry, Plan, PlannedScenario, ServePlan, ShareMount};
 pub use step::{Expect, LoadArgs, ModuleArg, Step, UnloadArgs, Variant, When};

@@ -29,6 +29,20 @@ pub struct Plan {
     /// runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bpftool: Option<GuestProgram>,
+    /// Host folders shared over virtiofs, mounted before the scenarios.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<ShareMount>,
+}
+
+/// A virtiofs share and what the kernel needs to mount it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareMount {
+    pub tag: String,
+    /// Where it is mounted (`/share/<tag>`).
+    pub at: String,
+    /// Module files to load first, leaves first (virtio's PCI transport,
+    /// fuse, virtiofs), where the kernel has them as modules.
+    pub modules: Vec<String>,
 }
 
 /// A program the host put into the initramfs with its own loader and
@@ -143,6 +157,7 @@ mod tests {
             )]),
             scenarios: vec![],
             attempt: 0,
+            shares: vec![],
             bpftool: Some(GuestProgram {
                 loader: "/bpftool/lib64/ld.so".into(),
                 library_path: "/bpftool/usr/lib:/bpftool/lib".into(),

@@ -152,6 +152,43 @@ pub struct LoadArgs {
     /// Module parameters, as `insmod` takes them ("a=1 b=x").
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub params: String,
+    /// Load the module from this file in the guest, on a folder the host
+    /// shares (`--share DIR:TAG` is mounted at /share/TAG), instead of
+    /// from the kernel's modules tree: a module under development.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "shared_path"
+    )]
+    pub path: Option<String>,
+}
+
+/// Where shares are mounted in the guest.
+pub const SHARE_ROOT: &str = "/share";
+
+fn shared_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let p = String::deserialize(d)?;
+    let rest = p
+        .strip_prefix(SHARE_ROOT)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|r| r.contains('/'));
+    match rest {
+        Some(r) if !r.split('/').any(|c| c.is_empty() || c == "." || c == "..") => Ok(Some(p)),
+        _ => Err(serde::de::Error::custom(format!(
+            "path {p:?}: a module file on a share, /share/<tag>/<file> (the host shares it with --share DIR:<tag>), without . or .. parts"
+        ))),
+    }
+}
+
+impl LoadArgs {
+    /// The plan's key for what this load loads: a file of the kernel's
+    /// tree by name and variant, or a file on a share by its path.
+    pub fn key(&self) -> String {
+        match &self.path {
+            Some(p) => format!("{}@{p}", self.module),
+            None => crate::Plan::module_key(&self.module, self.variant),
+        }
+    }
 }
 
 /// Arguments of `unload`: a bare module name or a map.
@@ -345,10 +382,27 @@ impl Step {
     /// Modules (with variants) any branch of this step may load.
     pub fn modules(&self, out: &mut Vec<(String, Variant)>) {
         match self {
-            Step::Load(a) => out.push((a.module.clone(), a.variant)),
+            Step::Load(a) if a.path.is_none() => out.push((a.module.clone(), a.variant)),
             Step::When(w) => {
                 for s in w.then.iter().chain(&w.otherwise) {
                     s.modules(out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Modules any branch of this step loads from a share: (name, path).
+    pub fn shared_modules(&self, out: &mut Vec<(String, String)>) {
+        match self {
+            Step::Load(LoadArgs {
+                module,
+                path: Some(p),
+                ..
+            }) => out.push((module.clone(), p.clone())),
+            Step::When(w) => {
+                for s in w.then.iter().chain(&w.otherwise) {
+                    s.shared_modules(out);
                 }
             }
             _ => {}
@@ -423,12 +477,20 @@ fn kmsg_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 fn load_args<'de, D: Deserializer<'de>>(d: D) -> Result<LoadArgs, D::Error> {
-    d.deserialize_any(NameOrMap::<LoadArgs>::new(|m| LoadArgs {
+    let a = d.deserialize_any(NameOrMap::<LoadArgs>::new(|m| LoadArgs {
         module: m,
         variant: Variant::Plain,
         expect: Expect::Ok,
         params: String::new(),
-    }))
+        path: None,
+    }))?;
+    if a.path.is_some() && a.variant != Variant::Plain {
+        return Err(de::Error::custom(format!(
+            "load {}: a variant ({}) is made from the kernel's own module file; a module from a share (path) is loaded as it is",
+            a.module, a.variant
+        )));
+    }
+    Ok(a)
 }
 
 fn unload_args<'de, D: Deserializer<'de>>(d: D) -> Result<UnloadArgs, D::Error> {

@@ -153,6 +153,7 @@ pub fn plan(scenarios: &[(&str, &str)]) -> Plan {
         spec_config: BTreeMap::new(),
         modules,
         bpftool: None,
+        shares: vec![],
         scenarios: scenarios
             .iter()
             .map(|(name, steps)| PlannedScenario {

@@ -7,5 +7,7 @@ pub mod agent;
 pub mod initramfs;
 pub mod modules;
 pub mod plan;
+pub mod plan_modules;
+pub mod share;
 pub mod sshd;
 pub mod tools;

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use btfvm_proto::{
-    GuestProgram, KernelFacts, ModuleEntry, Plan, PlannedScenario, Step, PROTOCOL_VERSION,
-};
+use btfvm_proto::{GuestProgram, KernelFacts, Plan, PlannedScenario, Step, PROTOCOL_VERSION};
 
 use super::initramfs::{Archive, Entry};
-use super::modules::{self, ElfProblem, ModuleError, ModuleFile, ModuleIndex};
+use super::plan_modules::Modules;
+pub use super::plan_modules::Unprepared;
+use super::share;
 use super::tools::{self, Bpftool, Built, BuiltModules};
 use crate::inputs::kernelspec::KernelSpec;
 use crate::inputs::scenario::Scenario;
+use crate::inputs::share::Share;
 use crate::kernel::KernelImage;
 use crate::support::manifest::Damage;
 
@@ -31,42 +32,15 @@ pub struct Prepared {
     pub damaged: Option<Damage>,
 }
 
-/// Why a scenario the kernel supports could not be prepared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unprepared {
-    /// The modules tree lacks what the scenario loads, or it is unusable.
-    Module(String),
-    /// A module of another kernel (its vermagic names another release):
-    /// bad input, as a modules tree of another kernel is.
-    Foreign(String),
-    /// A program the scenario runs in the guest could not be had.
-    Tool(String),
-}
-
-impl Unprepared {
-    pub fn message(&self) -> &str {
-        match self {
-            Unprepared::Module(m) | Unprepared::Foreign(m) | Unprepared::Tool(m) => m,
-        }
-    }
-}
-
-/// What went wrong with one module.
-enum Problem {
-    Damaged(Damage),
-    Foreign(String),
-    Other(String),
-}
-
 pub fn prepare(
     spec: &KernelSpec,
     image: &KernelImage,
     scenarios: &[&Scenario],
     agent: &[u8],
     attempt: u32,
-    bpftool: &Bpftool,
-    built: &BuiltModules,
+    with: &Carried<'_>,
 ) -> Prepared {
+    let (bpftool, built) = (with.bpftool, with.built);
     let facts = KernelFacts::from_config(&image.config.parsed);
     let mut archive = Archive::new();
     archive.add(Entry::file("init", 0o755, agent.to_vec()));
@@ -81,14 +55,9 @@ pub fn prepare(
     let mut ignored = BTreeMap::new();
     let mut broken = BTreeMap::new();
     let mut planned = Vec::new();
-    let mut modules = Modules {
-        image,
-        index: None,
-        entries: BTreeMap::new(),
-        damaged: None,
-        built,
-    };
+    let mut modules = Modules::new(image, built);
     let mut guest_bpftool = None;
+    let mounts = share::mounts(image, with.shares, &mut archive);
     for sc in scenarios {
         if let Some(reason) = not_for(spec, sc, &facts) {
             ignored.insert(sc.name.clone(), reason);
@@ -105,6 +74,17 @@ pub fn prepare(
                 continue;
             }
         }
+        if let Err(n) = shared_for(sc, &mounts, image, with.shares, &mut modules, &mut archive) {
+            match n {
+                NotPlanned::Ignored(reason) => {
+                    ignored.insert(sc.name.clone(), reason);
+                }
+                NotPlanned::Broken(why) => {
+                    broken.insert(sc.name.clone(), why);
+                }
+            }
+            continue;
+        }
         match modules.add_for(sc, &mut archive) {
             Ok(()) => planned.push(PlannedScenario {
                 name: sc.name.clone(),
@@ -120,10 +100,11 @@ pub fn prepare(
         kernel: spec.name.clone(),
         config_path: CONFIG_PATH.into(),
         spec_config: spec.expect.config.clone(),
-        modules: modules.entries,
+        modules: modules.entries.clone(),
         scenarios: planned,
         attempt,
         bpftool: guest_bpftool,
+        shares: mounts.unwrap_or_default(),
     };
     let plan_json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
     archive.add(Entry::file("plan.json", 0o644, plan_json));
@@ -134,6 +115,51 @@ pub fn prepare(
         broken,
         damaged: modules.damaged,
     }
+}
+
+/// What a kernel's boots carry besides its own files: bpftool, the test
+/// module built by the host, and the host's shares.
+pub struct Carried<'a> {
+    pub bpftool: &'a Bpftool,
+    pub built: &'a BuiltModules,
+    pub shares: &'a [Share],
+}
+
+/// The modules a scenario loads from shares: ignored where the kernel
+/// cannot mount one, broken where the share lacks what it names.
+fn shared_for(
+    sc: &Scenario,
+    mounts: &Result<Vec<btfvm_proto::ShareMount>, String>,
+    image: &KernelImage,
+    shares: &[Share],
+    modules: &mut Modules<'_>,
+    archive: &mut Archive,
+) -> Result<(), NotPlanned> {
+    let mut wanted = Vec::new();
+    for s in &sc.steps {
+        s.shared_modules(&mut wanted);
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    match mounts {
+        Ok(m) if m.is_empty() => {
+            return Err(NotPlanned::Ignored(
+                "it loads a module from a share, and no --share was given".into(),
+            ))
+        }
+        Ok(_) => {}
+        Err(why) if share::unsupported(image).is_some() => {
+            return Err(NotPlanned::Ignored(format!("feature absent: {why}")))
+        }
+        Err(why) => return Err(NotPlanned::Broken(Unprepared::Module(why.clone()))),
+    }
+    for (name, path) in wanted {
+        modules
+            .add_shared(&name, &path, shares, archive)
+            .map_err(NotPlanned::Broken)?;
+    }
+    Ok(())
 }
 
 /// Why a scenario is left out of the plan.
@@ -217,220 +243,4 @@ fn built_for(sc: &Scenario, built: &BuiltModules) -> Option<Result<Unprepared, S
         }
     }
     None
-}
-
-/// The modules of the plan, and the kernel's module index, scanned once
-/// and only if some scenario loads a module.
-struct Modules<'a> {
-    image: &'a KernelImage,
-    index: Option<Result<ModuleIndex, String>>,
-    entries: BTreeMap<String, ModuleEntry>,
-    damaged: Option<Damage>,
-    built: &'a BuiltModules,
-}
-
-impl Modules<'_> {
-    fn add_for(&mut self, sc: &Scenario, archive: &mut Archive) -> Result<(), Unprepared> {
-        let needed = sc.modules();
-        if needed.is_empty() {
-            return Ok(());
-        }
-        let dir = &self.image.modules_dir;
-        let idx = self
-            .index
-            .get_or_insert_with(|| ModuleIndex::scan(dir).map_err(|e| e.to_string()))
-            .clone();
-        for (name, variant) in &needed {
-            let key = Plan::module_key(name, *variant);
-            if self.entries.contains_key(&key) {
-                continue;
-            }
-            if variant.is_built() {
-                self.add_built(&key, name, *variant, archive)
-                    .map_err(|m| Unprepared::Module(format!("preparing module {key}: {m}")))?;
-                continue;
-            }
-            let r = match &idx {
-                Ok(idx) => self.add_module(idx, name, *variant, archive),
-                Err(e) => Err(Problem::Other(e.clone())),
-            };
-            let problem = match r {
-                Ok(()) => continue,
-                Err(p) => p,
-            };
-            let why = |m: String| format!("preparing module {key}: {m}");
-            return Err(match problem {
-                Problem::Damaged(d) => {
-                    let text = why(format!("the cached kernel is damaged: {d}"));
-                    self.damaged.get_or_insert(d);
-                    Unprepared::Module(text)
-                }
-                Problem::Foreign(m) => Unprepared::Foreign(why(m)),
-                Problem::Other(m) => {
-                    // A module that cannot be read may be a damaged cache
-                    // entry rather than a broken kernel: hash it all.
-                    if let Some(e) = &self.image.cache_entry {
-                        if let Err(d) = e.check_full() {
-                            self.damaged.get_or_insert(d);
-                        }
-                    }
-                    Unprepared::Module(why(m))
-                }
-            });
-        }
-        Ok(())
-    }
-
-    /// Adds a module the host built (checked by `built_for`: it is there).
-    fn add_built(
-        &mut self,
-        key: &str,
-        name: &str,
-        v: btfvm_proto::Variant,
-        archive: &mut Archive,
-    ) -> Result<(), String> {
-        let Some(Built::Ready {
-            path,
-            btf_bytes,
-            btf_base_types,
-        }) = self.built.get(&v)
-        else {
-            return Err("not built".into());
-        };
-        let raw = modules::read_module_file(path).map_err(|e| e.to_string())?;
-        let elf = modules::decode_module(path, &raw).map_err(|e| e.to_string())?;
-        let m = ModuleFile {
-            name: name.to_string(),
-            path: path.clone(),
-            depends: Vec::new(),
-        };
-        self.check_vermagic(&m, &elf).map_err(|p| match p {
-            Problem::Foreign(s) | Problem::Other(s) => s,
-            Problem::Damaged(d) => d.to_string(),
-        })?;
-        let file = format!("/modules/{key}.ko");
-        archive.add(Entry::file(&file, 0o644, elf));
-        self.entries.insert(
-            key.to_string(),
-            ModuleEntry {
-                name: name.to_string(),
-                file,
-                deps: Vec::new(),
-                btf_bytes: *btf_bytes,
-                btf_base_types: *btf_base_types,
-            },
-        );
-        Ok(())
-    }
-
-    /// Adds a module (and, plain, each dependency) to the archive and the
-    /// plan. Each entry lists its own dependencies, leaves first, so loading
-    /// any of them alone loads exactly what the kernel needs for it.
-    fn add_module(
-        &mut self,
-        idx: &ModuleIndex,
-        name: &str,
-        variant: btfvm_proto::Variant,
-        archive: &mut Archive,
-    ) -> Result<(), Problem> {
-        let other = |e: ModuleError| Problem::Other(e.to_string());
-        let chain = idx.with_dependencies(name).map_err(other)?;
-        for m in &chain {
-            let v = if m.name == name {
-                variant
-            } else {
-                btfvm_proto::Variant::Plain
-            };
-            let key = Plan::module_key(&m.name, v);
-            if self.entries.contains_key(&key) {
-                continue;
-            }
-            let own = idx.with_dependencies(&m.name).map_err(other)?;
-            let deps = own
-                .iter()
-                .filter(|d| d.name != m.name)
-                .map(|d| Plan::module_key(&d.name, btfvm_proto::Variant::Plain))
-                .collect();
-            let (bytes, btf_bytes) = self.module_bytes(m, v)?;
-            let file = format!("/modules/{key}.ko");
-            archive.add(Entry::file(&file, 0o644, bytes));
-            self.entries.insert(
-                key,
-                ModuleEntry {
-                    name: m.name.clone(),
-                    file,
-                    deps,
-                    btf_bytes,
-                    btf_base_types: None,
-                },
-            );
-        }
-        Ok(())
-    }
-
-    /// The variant's bytes, from a module file checked against the cache
-    /// entry's manifest and against the kernel's release; and the size of
-    /// the file's own `.BTF` section, if it has one.
-    fn module_bytes(
-        &self,
-        m: &ModuleFile,
-        v: btfvm_proto::Variant,
-    ) -> Result<(Vec<u8>, Option<u64>), Problem> {
-        let other = |e: ModuleError| Problem::Other(e.to_string());
-        let raw = modules::read_module_file(&m.path).map_err(other)?;
-        if let Some(entry) = &self.image.cache_entry {
-            entry.check_bytes(&m.path, &raw).map_err(Problem::Damaged)?;
-        }
-        let elf = modules::decode_module(&m.path, &raw).map_err(other)?;
-        self.check_vermagic(m, &elf)?;
-        // What the file the guest loads will hold: the variant, not the
-        // module it was made from.
-        let btf_bytes = match v {
-            btfvm_proto::Variant::NoBtf => None,
-            _ => modules::btf_section(&elf)
-                .map_err(other)?
-                .map(|r| (r.end - r.start) as u64),
-        };
-        let bytes = modules::make_variant(&elf, v, &m.name).map_err(|e| match e {
-            ModuleError::Elf {
-                problem: ElfProblem::NoBtf { .. },
-                ..
-            } => Problem::Other(format!("{e} ({})", self.why_no_btf())),
-            e => Problem::Other(e.to_string()),
-        })?;
-        Ok((bytes, btf_bytes))
-    }
-
-    /// A module built for another kernel is refused by the kernel with
-    /// ENOEXEC, which would read as a kernel bug: it is bad input.
-    fn check_vermagic(&self, m: &ModuleFile, elf: &[u8]) -> Result<(), Problem> {
-        let info = modules::modinfo(elf).map_err(|e| Problem::Other(e.to_string()))?;
-        let vermagic = info.iter().find(|(k, _)| k == "vermagic").map(|(_, v)| v);
-        let release = vermagic.and_then(|v| v.split_whitespace().next());
-        match release {
-            Some(r) if r != self.image.release => Err(Problem::Foreign(format!(
-                "{} is a module of kernel {r} (vermagic {:?}), but the kernel is {}: its modules tree is another kernel's",
-                m.path.display(),
-                vermagic.map(String::as_str).unwrap_or_default(),
-                self.image.release
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    /// Why a module of this kernel can lack `.BTF`, from what its config
-    /// says, rather than a guess.
-    fn why_no_btf(&self) -> String {
-        let cfg = &self.image.config;
-        if cfg.parsed.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y" {
-            "although this kernel has CONFIG_DEBUG_INFO_BTF_MODULES=y: the file was stripped, or built out of tree against a tree without vmlinux".into()
-        } else if cfg.version < btfvm_proto::KernelVersion(5, 11, 0) {
-            format!(
-                "this kernel is {}, older than 5.11, which made module BTF",
-                cfg.version
-            )
-        } else {
-            "this kernel has no CONFIG_DEBUG_INFO_BTF_MODULES, so its modules carry no BTF".into()
-        }
-    }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use btfvm_proto::ServePlan;
 
 use super::initramfs::{Archive, Entry};
-use super::modules::{ModuleError, ModuleIndex};
+use super::modules::ModuleError;
 use super::tools;
 use crate::kernel::KernelImage;
 
@@ -93,31 +93,17 @@ pub struct SshdKeys {
 /// The modules to load for a virtio-net NIC, leaves first: the PCI
 /// transport and the driver, where the kernel has them as modules.
 fn net_modules(image: &KernelImage) -> Result<Vec<PathBuf>, SshdError> {
-    let wanted: Vec<&str> = [
-        ("CONFIG_VIRTIO_PCI", "virtio_pci"),
-        ("CONFIG_VIRTIO_NET", "virtio_net"),
-    ]
-    .iter()
-    .filter(|(opt, _)| image.config.parsed.get(opt) == "m")
-    .map(|(_, m)| *m)
-    .collect();
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let err = |source| SshdError::Module {
+    super::modules::needed_for(
+        image,
+        &[
+            ("CONFIG_VIRTIO_PCI", "virtio_pci"),
+            ("CONFIG_VIRTIO_NET", "virtio_net"),
+        ],
+    )
+    .map_err(|source| SshdError::Module {
         release: image.release.clone(),
         source,
-    };
-    let index = ModuleIndex::scan(&image.modules_dir).map_err(err)?;
-    let mut out: Vec<PathBuf> = Vec::new();
-    for m in wanted {
-        for f in index.with_dependencies(m).map_err(err)? {
-            if !out.contains(&f.path) {
-                out.push(f.path);
-            }
-        }
-    }
-    Ok(out)
+    })
 }
 
 /// The archive of the SSH server guest.

@@ -6,6 +6,7 @@
 pub mod build_spec;
 pub mod kernelspec;
 pub mod scenario;
+pub mod share;
 pub mod source;
 pub mod yaml;
 

@@ -197,8 +197,8 @@ fn prepare(
         ),
         target_root,
     };
-    let (bpftool, built) = (&extras.bpftool, &extras.built);
-    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool, built);
+    let carried = extras.carried(&s.shares);
+    let mut prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, &carried);
     if let (Some(d), Some(entry)) = (&prepared.damaged, &image.cache_entry) {
         events(&RunEvent::Warning {
             kernel: Some(k.spec.name.clone()),
@@ -217,7 +217,7 @@ fn prepare(
         if let Some(t) = &s.target {
             adopt_target(&mut image, t)?;
         }
-        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, bpftool, built);
+        prepared = plan::prepare(&k.spec, &image, scenarios, AGENT, 0, &carried);
         if let Some(d) = &prepared.damaged {
             return Err((
                 FailureKind::Environment,
@@ -274,8 +274,7 @@ fn retry_failures(
             &again,
             AGENT,
             attempt,
-            &extras.bpftool,
-            &extras.built,
+            &extras.carried(&s.shares),
         );
         let planned: Vec<String> = again.iter().map(|sc| sc.name.clone()).collect();
         let Ok((boot, outcome)) = boot_once(k, image, &prepared, &planned, s, events, extras)
@@ -422,6 +421,14 @@ fn boot_under(
         source,
     })?;
     let timeouts = s.timeouts.resolve(accel, k.spec.boot_timeout);
+    // Started before QEMU, which connects to their sockets at once; they
+    // go with this guard when the boot is over, however it ends.
+    let mut shares = vm::virtiofsd::Daemons::start(
+        s.virtiofsd.as_deref(),
+        &prepared.plan.shares,
+        &s.shares,
+        work.path(),
+    )?;
     let spec = BootSpec::in_dir(
         work.path(),
         |console_log, channel| QemuParams {
@@ -434,6 +441,7 @@ fn boot_under(
             console_log: console_log.to_path_buf(),
             channel: channel.to_path_buf(),
             firmware: s.firmware.clone(),
+            shares: shares.sockets(),
         },
         timeouts,
     );
@@ -445,12 +453,17 @@ fn boot_under(
         scenarios: planned.len(),
         initramfs_bytes: bytes.len() as u64,
     });
-    let mut outcome = vm::boot(&spec, &interrupt::requested, &mut |event| {
-        events(&RunEvent::Vm {
-            kernel: name.clone(),
-            event: event.clone(),
-        })
-    })?;
+    let mut outcome = vm::boot_with(
+        &spec,
+        &interrupt::requested,
+        &mut || shares.gone(),
+        &mut |event| {
+            events(&RunEvent::Vm {
+                kernel: name.clone(),
+                event: event.clone(),
+            })
+        },
+    )?;
     apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
     let mut meta = BootMeta::new(&name, accel, planned.to_vec(), timeouts);
     meta.allow_splats.clone_from(&k.spec.allow_splats);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::inputs::share::Share;
 use crate::support::cache::{Cache, CacheError};
 use crate::support::ErrorClass;
 use crate::target::SshParams;
@@ -65,6 +66,8 @@ pub struct RunConfig {
     pub jobs: Option<usize>,
     /// Run the suite on this SSH target instead of booting it here.
     pub target: Option<SshParams>,
+    /// Host folders the guests mount over virtiofs.
+    pub shares: Vec<Share>,
 }
 
 /// Boots at once by default: under TCG a one-vCPU guest keeps a core
@@ -107,6 +110,9 @@ pub struct RunSettings {
     pub firmware: Option<PathBuf>,
     /// The SSH target the suite runs on, if not in QEMU here.
     pub target: Option<SshParams>,
+    pub shares: Vec<Share>,
+    /// The virtiofsd that serves them (found once, when there are shares).
+    pub virtiofsd: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +176,10 @@ impl RunSettings {
             decision: Mutex::new(decision),
             record,
         };
+        let virtiofsd = match cfg.shares.is_empty() {
+            true => None,
+            false => Some(vm::virtiofsd::find()?),
+        };
         let logs_dir = match &cfg.logs {
             Some(l) => l.clone(),
             None => cache.subdir("logs")?,
@@ -188,6 +198,8 @@ impl RunSettings {
             firmware: vm::find_qboot(&qemu),
             qemu,
             target: cfg.target.clone(),
+            shares: cfg.shares.clone(),
+            virtiofsd,
         })
     }
 }

@@ -112,3 +112,16 @@ pub struct Extras {
     /// How root is had on the SSH target, when the suite runs on one.
     pub target_root: Option<crate::target::remote::Root>,
 }
+
+impl Extras {
+    pub fn carried<'a>(
+        &'a self,
+        shares: &'a [crate::inputs::share::Share],
+    ) -> crate::boot::plan::Carried<'a> {
+        crate::boot::plan::Carried {
+            bpftool: &self.bpftool,
+            built: &self.built,
+            shares,
+        }
+    }
+}

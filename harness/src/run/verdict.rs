@@ -62,7 +62,10 @@ fn end_text(o: &BootOutcome) -> String {
         (BootEnd::Interrupted { signal }, _) => {
             format!("interrupted by {}; {killed}", signal_name(*signal))
         }
-        (BootEnd::Lost { why }, _) => format!("the connection to the target was lost: {why}"),
+        (BootEnd::Lost { why }, _) => match o.way {
+            Way::Ssh => format!("the connection to the target was lost: {why}"),
+            Way::Qemu | Way::Vng => format!("{why}; {killed}"),
+        },
     }
 }
 

@@ -138,6 +138,8 @@ pub struct QemuParams {
     pub channel: PathBuf,
     /// qboot instead of SeaBIOS, where QEMU ships it.
     pub firmware: Option<PathBuf>,
+    /// virtiofs shares: each virtiofsd's socket and the tag.
+    pub shares: Vec<(PathBuf, String)>,
 }
 
 /// A guest port reachable from the host's loopback.
@@ -204,10 +206,33 @@ pub fn boot_command(p: &QemuParams) -> QemuCommand {
     ));
     v.extend(console_args(&p.console_log));
     v.extend(channel_args(&p.channel));
+    v.extend(share_args(&p.shares, p.memory_mib));
     QemuCommand {
         program: p.qemu.clone(),
         args: v,
     }
+}
+
+/// vhost-user-fs needs the guest's RAM in shared memory that virtiofsd
+/// can map: a memfd backend of the same size as `-m`, as the one NUMA
+/// node. Then a device per share, on its daemon's socket.
+pub fn share_args(shares: &[(PathBuf, String)], memory_mib: u32) -> Vec<OsString> {
+    if shares.is_empty() {
+        return Vec::new();
+    }
+    let mut v: Vec<OsString> = vec![
+        "-object".into(),
+        format!("memory-backend-memfd,id=mem,size={memory_mib}M,share=on").into(),
+        "-numa".into(),
+        "node,memdev=mem".into(),
+    ];
+    for (i, (socket, tag)) in shares.iter().enumerate() {
+        v.push("-chardev".into());
+        v.push(opt_with_path(&format!("socket,id=vfs{i},path="), socket));
+        v.push("-device".into());
+        v.push(format!("vhost-user-fs-pci,chardev=vfs{i},tag={tag}").into());
+    }
+    v
 }
 
 /// The line of a guest that serves (`vm::serve`): a test boot's, with a
@@ -352,6 +377,7 @@ mod tests {
             memory_mib: 256,
             console_log: "/w/console.log".into(),
             channel: "/w/channel.sock".into(),
+            shares: vec![],
         };
         let c = boot_command(&p);
         assert_eq!(c.program, Path::new("/usr/bin/qemu-system-x86_64"));
@@ -383,6 +409,35 @@ mod tests {
         let served = serve_command(&p, net);
         assert_eq!(served.args[served.args.len() - 4..], user_net_args(net)[..]);
         assert_eq!(served.args[..served.args.len() - 4], want[..want.len() - 4]);
+    }
+
+    #[test]
+    fn shares_bring_shared_memory_of_the_guests_size_and_a_device_each() {
+        assert!(share_args(&[], 512).is_empty());
+        let a = share_args(
+            &[
+                ("/w/a,b.sock".into(), "src".into()),
+                ("/w/c.sock".into(), "oot".into()),
+            ],
+            384,
+        );
+        assert_eq!(
+            strs(&a),
+            [
+                "-object",
+                "memory-backend-memfd,id=mem,size=384M,share=on",
+                "-numa",
+                "node,memdev=mem",
+                "-chardev",
+                "socket,id=vfs0,path=/w/a,,b.sock",
+                "-device",
+                "vhost-user-fs-pci,chardev=vfs0,tag=src",
+                "-chardev",
+                "socket,id=vfs1,path=/w/c.sock",
+                "-device",
+                "vhost-user-fs-pci,chardev=vfs1,tag=oot"
+            ]
+        );
     }
 
     #[test]

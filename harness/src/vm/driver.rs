@@ -132,6 +132,17 @@ pub fn boot(
     cancelled: &dyn Fn() -> Option<i32>,
     on_event: &mut dyn FnMut(&VmEvent),
 ) -> Result<BootOutcome, VmError> {
+    boot_with(spec, cancelled, &mut || None, on_event)
+}
+
+/// `boot`, with processes the guest depends on (virtiofsd): `gone` is
+/// asked with the console's polls, and a reason from it ends the boot.
+pub fn boot_with(
+    spec: &BootSpec,
+    cancelled: &dyn Fn() -> Option<i32>,
+    gone: &mut dyn FnMut() -> Option<String>,
+    on_event: &mut dyn FnMut(&VmEvent),
+) -> Result<BootOutcome, VmError> {
     let listener = bind(&spec.channel)?;
     let transcript = File::create(&spec.transcript).map_err(|source| VmError::Io {
         what: "creating",
@@ -157,7 +168,7 @@ pub fn boot(
         path: spec.console_log.clone(),
         offset: 0,
     };
-    let end = watch_loop(&mut f, &listener, &mut child, &mut console, cancelled);
+    let end = watch_loop(&mut f, &listener, &mut child, &mut console, cancelled, gone);
     if !matches!(end, BootEnd::Exited { .. }) {
         let _ = child.0.kill();
     }
@@ -180,6 +191,7 @@ fn watch_loop(
     child: &mut KillOnDrop,
     console: &mut ConsoleFile,
     cancelled: &dyn Fn() -> Option<i32>,
+    gone: &mut dyn FnMut() -> Option<String>,
 ) -> BootEnd {
     let mut buf = vec![0u8; 64 * 1024];
     let mut stream: Option<UnixStream> = None;
@@ -188,6 +200,19 @@ fn watch_loop(
         if last_poll.is_none_or(|t| t.elapsed() >= CONSOLE_POLL) {
             last_poll = Some(Instant::now());
             f.console(console);
+            if let Some(why) = gone() {
+                // virtiofsd also exits when QEMU, going, closes its socket:
+                // that is QEMU's end, not the daemon's fault.
+                let qemu_going = (0..20).any(|_| {
+                    std::thread::sleep(Duration::from_millis(50));
+                    !matches!(child.0.try_wait(), Ok(None))
+                });
+                if !qemu_going {
+                    if let Some(end) = f.feed(Input::Lost(why)) {
+                        return end;
+                    }
+                }
+            }
         }
         if let Some(signal) = cancelled() {
             if let Some(end) = f.feed(Input::Interrupted { signal }) {

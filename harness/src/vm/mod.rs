@@ -12,6 +12,7 @@ pub mod phases;
 pub mod serve;
 pub mod splat;
 pub mod transcript;
+pub mod virtiofsd;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use btfvm_proto::{FrameError, Message};
 
 pub use accel::{AccelChoice, AccelDecision, KvmRecord};
 pub use args::{Accel, QemuCommand, QemuParams};
-pub use driver::boot;
+pub use driver::{boot, boot_with};
 pub use splat::{Splat, SplatKind};
 
 /// The limits of one boot.
@@ -299,6 +300,10 @@ pub enum VmError {
     },
     #[error("qemu-system-x86_64 not found on PATH; install it with: sudo apt-get install --no-install-recommends qemu-system-x86")]
     NoQemu,
+    #[error("--share needs the Rust virtiofsd, and none was found (PATH, /usr/libexec/virtiofsd, ~/.cargo/bin, BTFVM_VIRTIOFSD): install Debian's virtiofsd package (trixie and later), or: apt-get install libcap-ng-dev libseccomp-dev && cargo install virtiofsd --locked")]
+    NoVirtiofsd,
+    #[error("virtiofsd for share {tag}: {why}")]
+    Virtiofsd { tag: String, why: String },
 }
 
 /// QEMU's qboot firmware, from the data folder beside its binary

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use btfvm::inputs::share::Share;
 use btfvm::inputs::{input_dir, DirOrigin, InputDir};
 use btfvm::run::partition::Partition;
 use btfvm::run::select::KernelRequest;
@@ -128,9 +129,19 @@ pub struct TargetOptions {
     /// changes at every boot).
     #[arg(long, requires = "target")]
     pub ssh_insecure_host_key: bool,
+    /// Share a host folder with the guests over virtiofs, mounted at
+    /// /share/TAG (TAG: the folder's name); read-only; repeatable. A
+    /// scenario loads a module from it with `load: {module: M, path:
+    /// /share/TAG/M.ko}`. Needs the Rust virtiofsd.
+    #[arg(long = "share", value_name = "HOST_DIR[:TAG]", value_parser = share, conflicts_with = "target")]
+    pub shares: Vec<Share>,
     /// Limit for connecting to the target, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = seconds, requires = "target")]
     pub connect_timeout: u64,
+}
+
+fn share(s: &str) -> Result<Share, String> {
+    Share::parse(s).map_err(|e| e.to_string())
 }
 
 fn ssh_url(s: &str) -> Result<SshUrl, String> {
@@ -262,6 +273,7 @@ impl VmOptions {
             retries,
             jobs: self.jobs,
             target: None,
+            shares: Vec::new(),
         }
     }
 }
@@ -288,6 +300,7 @@ impl RunOptions {
     pub fn run_config(&self) -> RunConfig {
         RunConfig {
             target: self.target.params(),
+            shares: self.target.shares.clone(),
             ..self.vm.run_config(self.retries)
         }
     }

@@ -81,6 +81,7 @@ fn load_inputs(opts: &RunOptions) -> Result<(Vec<Scenario>, Vec<SelectedKernel>)
     let scenarios = scenario::load_dir(&opts.scenarios_dir().path).map_err(Classified::input)?;
     let specs = kernelspec::load_dir(&opts.kernels_dir().path).map_err(Classified::input)?;
     let kernels = select(&opts.kernel_request(), &specs).map_err(Classified::input)?;
+    btfvm::inputs::share::check_tags(&opts.target.shares).map_err(Classified::input)?;
     Ok((scenarios, kernels))
 }
 

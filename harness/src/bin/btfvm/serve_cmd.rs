@@ -162,6 +162,7 @@ pub fn serve_ssh(a: ServeArgs) -> CmdResult {
             console_log: console.clone(),
             channel: work.path().join("channel.sock"),
             firmware,
+            shares: Vec::new(),
         },
         net,
     );

@@ -276,3 +276,32 @@ pub fn compress(format: Compression, elf: &[u8]) -> Result<Vec<u8>, ModuleError>
         }
     }
 }
+
+/// The files of the modules among `wanted` (config option, module name)
+/// that this kernel builds as modules (`=m`), each after its
+/// dependencies, each once: what the guest loads before it can use a
+/// device (virtio-net, virtiofs) that a Debian 6.1 kernel has only as
+/// modules. Built-in (`=y`) ones need nothing.
+pub fn needed_for(
+    image: &crate::kernel::KernelImage,
+    wanted: &[(&str, &str)],
+) -> Result<Vec<PathBuf>, ModuleError> {
+    let as_modules: Vec<&str> = wanted
+        .iter()
+        .filter(|(opt, _)| image.config.parsed.get(opt) == "m")
+        .map(|(_, m)| *m)
+        .collect();
+    if as_modules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let index = ModuleIndex::scan(&image.modules_dir)?;
+    let mut out: Vec<PathBuf> = Vec::new();
+    for m in as_modules {
+        for f in index.with_dependencies(m)? {
+            if !out.contains(&f.path) {
+                out.push(f.path);
+            }
+        }
+    }
+    Ok(out)
+}

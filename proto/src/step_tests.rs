@@ -104,10 +104,16 @@ fn a_load_from_a_share_names_a_file_on_one_and_is_keyed_by_it() {
     assert_eq!(a.key(), "hello@/share/oot/sub/hello.ko");
     let mut tree = Vec::new();
     s[0].modules(&mut tree);
-    assert!(tree.is_empty(), "not a module of the kernel's tree: {tree:?}");
+    assert!(
+        tree.is_empty(),
+        "not a module of the kernel's tree: {tree:?}"
+    );
     let mut shared = Vec::new();
     s[0].shared_modules(&mut shared);
-    assert_eq!(shared, [("hello".to_string(), "/share/oot/sub/hello.ko".to_string())]);
+    assert_eq!(
+        shared,
+        [("hello".to_string(), "/share/oot/sub/hello.ko".to_string())]
+    );
     for bad in [
         "/tmp/hello.ko",
         "/share/hello.ko",
@@ -115,10 +121,15 @@ fn a_load_from_a_share_names_a_file_on_one_and_is_keyed_by_it() {
         "/share/oot//x.ko",
         "share/oot/x.ko",
     ] {
-        let e = steps(&format!(r#"[{{"load": {{"module": "hello", "path": "{bad}"}}}}]"#)).unwrap_err();
+        let e = steps(&format!(
+            r#"[{{"load": {{"module": "hello", "path": "{bad}"}}}}]"#
+        ))
+        .unwrap_err();
         assert!(e.contains("/share/<tag>/<file>"), "{bad}: {e}");
     }
-    let e = steps(r#"[{"load": {"module": "hello", "path": "/share/oot/hello.ko", "variant": "no-btf"}}]"#)
-        .unwrap_err();
+    let e = steps(
+        r#"[{"load": {"module": "hello", "path": "/share/oot/hello.ko", "variant": "no-btf"}}]"#,
+    )
+    .unwrap_err();
     assert!(e.contains("loaded as it is"), "{e}");
 }

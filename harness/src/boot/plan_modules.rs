@@ -296,10 +296,12 @@ impl Modules<'_> {
         let raw = std::fs::read(&host).map_err(|e| why(format!("{}: {e}", host.display())))?;
         match modules::Compression::detect(&raw) {
             Some(modules::Compression::None) => {}
-            Some(c) => return Err(why(format!(
+            Some(c) => {
+                return Err(why(format!(
                 "{} is {c}-compressed; the guest loads the file as it is, so share it decompressed",
                 host.display()
-            ))),
+            )))
+            }
             None => {
                 return Err(why(format!(
                     "{} is not a kernel module (no ELF header)",

@@ -12,7 +12,7 @@ use super::outcome::{FailureKind, ScenarioResult, TrialOutcome};
 use super::record::{BootRecord, KernelError, KernelRecord};
 use super::select::SelectedKernel;
 use super::settings::RunSettings;
-use super::target_run::{adopt_target, run_on_target};
+use super::target_run::{adopt_target, run_on_target, run_under_vng};
 use super::tools::Extras;
 use super::verdict::{apply_allowlist, describe_end, map_results};
 use crate::boot::agent::AGENT;
@@ -41,6 +41,8 @@ enum BootError {
     Vm(#[from] VmError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error(transparent)]
+    Vng(#[from] crate::target::vng::VngError),
 }
 
 /// Every scenario of a kernel that never booted fails with the same reason.
@@ -379,6 +381,9 @@ fn boot_once(
 ) -> Result<(BootRecord, BootOutcome), BootError> {
     if let (Some(t), Some(root)) = (&s.target, extras.target_root) {
         return Ok(run_on_target(k, prepared, planned, s, events, t, root)?);
+    }
+    if let Some(vng) = &s.vng {
+        return Ok(run_under_vng(k, image, prepared, planned, s, events, vng)?);
     }
     let accel = s.accel.current().accel;
     let first = boot_under(k, image, prepared, planned, s, events, accel)?;

@@ -68,6 +68,9 @@ pub struct RunConfig {
     pub target: Option<SshParams>,
     /// Host folders the guests mount over virtiofs.
     pub shares: Vec<Share>,
+    /// Boot under virtme-ng instead of btfvm's own QEMU line: vng's path
+    /// (None: from PATH).
+    pub vng: Option<Option<PathBuf>>,
 }
 
 /// Boots at once by default: under TCG a one-vCPU guest keeps a core
@@ -113,6 +116,8 @@ pub struct RunSettings {
     pub shares: Vec<Share>,
     /// The virtiofsd that serves them (found once, when there are shares).
     pub virtiofsd: Option<PathBuf>,
+    /// virtme-ng, when the suite boots under it.
+    pub vng: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +128,8 @@ pub enum SettingsError {
     Scratch(CacheError),
     #[error(transparent)]
     Qemu(#[from] VmError),
+    #[error(transparent)]
+    Vng(#[from] crate::target::vng::VngError),
 }
 
 impl SettingsError {
@@ -176,6 +183,10 @@ impl RunSettings {
             decision: Mutex::new(decision),
             record,
         };
+        let vng = match &cfg.vng {
+            Some(path) => Some(crate::target::vng::find(path.as_deref())?),
+            None => None,
+        };
         let virtiofsd = match cfg.shares.is_empty() {
             true => None,
             false => Some(vm::virtiofsd::find()?),
@@ -200,6 +211,7 @@ impl RunSettings {
             target: cfg.target.clone(),
             shares: cfg.shares.clone(),
             virtiofsd,
+            vng,
         })
     }
 }

@@ -16,6 +16,7 @@ use crate::boot::plan::Prepared;
 use crate::kernel::{ConfigFile, KernelImage};
 use crate::support::{interrupt, tmpdirs};
 use crate::target::ssh_run::{self, SshBoot, TargetError};
+use crate::target::vng::{self, VngBoot, VngError};
 use crate::target::SshParams;
 use crate::vm::{BootOutcome, Way};
 
@@ -122,6 +123,90 @@ pub fn run_on_target(
         console_log: outcome.console_log.clone(),
         splats: outcome.splats.clone(),
         qemu_args: Vec::new(),
+    };
+    Ok((record, outcome))
+}
+
+/// Boots the plan under virtme-ng and keeps the boot like btfvm's own.
+pub fn run_under_vng(
+    k: &SelectedKernel,
+    image: &KernelImage,
+    prepared: &Prepared,
+    planned: &[String],
+    s: &RunSettings,
+    events: &EventSink,
+    vng: &Path,
+) -> Result<(BootRecord, BootOutcome), VngError> {
+    let accel = s.accel.current().accel;
+    let io = |what| {
+        move |source| VngError::Io {
+            what,
+            path: std::env::temp_dir(),
+            source,
+        }
+    };
+    let work = tmpdirs::create().map_err(io("creating a temporary directory in"))?;
+    let timeouts = s.timeouts.resolve(accel, k.spec.boot_timeout);
+    let name = k.spec.name.clone();
+    events(&RunEvent::Booting {
+        kernel: name.clone(),
+        way: Way::Vng,
+        target: Some(format!("vng ({})", vng.display())),
+        scenarios: planned.len(),
+        initramfs_bytes: 0,
+    });
+    let busybox = crate::boot::sshd::HostServer::find()
+        .ok()
+        .map(|h| h.busybox);
+    let boot = VngBoot {
+        vng,
+        kernel: &image.vmlinuz,
+        archive: &prepared.archive,
+        plan: &prepared.plan,
+        timeouts,
+        memory_mib: s.memory_mib,
+        kvm: accel == crate::vm::Accel::Kvm,
+        busybox: busybox.as_deref(),
+        workdir: work.path(),
+    };
+    let (mut outcome, argv) = vng::run(&boot, &interrupt::requested, &mut |event| {
+        events(&RunEvent::Vm {
+            kernel: name.clone(),
+            event: event.clone(),
+        })
+    })?;
+    apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
+    let mut meta = BootMeta::new(&name, accel, planned.to_vec(), timeouts);
+    meta.way = Way::Vng;
+    meta.allow_splats.clone_from(&k.spec.allow_splats);
+    meta.qemu_args = argv.clone();
+    let kept = kept::keep(&s.logs_dir, work.path(), &meta).ok();
+    if let Some(dir) = &kept {
+        outcome.console_log = dir.join(kept::CONSOLE_FILE);
+    }
+    let end_text = describe_end(&outcome);
+    events(&RunEvent::Booted {
+        kernel: name,
+        way: Way::Vng,
+        wall: outcome.elapsed,
+        end: outcome.end.clone(),
+        summary: end_text.clone(),
+    });
+    let record = BootRecord {
+        way: Way::Vng,
+        target: None,
+        accel: Some(accel),
+        wall_ms: outcome.elapsed.as_millis() as u64,
+        agent_hello_uptime_ms: outcome.uptime_ms(false),
+        agent_done_uptime_ms: outcome.uptime_ms(true),
+        phases: outcome.phases(),
+        end: outcome.end.clone(),
+        end_text,
+        initramfs_bytes: 0,
+        kept,
+        console_log: outcome.console_log.clone(),
+        splats: outcome.splats.clone(),
+        qemu_args: argv,
     };
     Ok((record, outcome))
 }

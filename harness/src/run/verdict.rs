@@ -40,6 +40,12 @@ fn end_text(o: &BootOutcome) -> String {
         (BootEnd::Panicked, Some(p)) => {
             format!("kernel panic: {}; {what} did not exit and was killed", p.line)
         }
+        // vng returns the script's status through virtio-serial; where that
+        // is a module its initramfs lacks (Debian 6.1), it says 255 for
+        // any run. The agent's Done is what counts.
+        (BootEnd::Exited { status }, _) if o.finished() && o.way == Way::Vng => {
+            format!("powered off (vng's exit status {status:?})")
+        }
         (BootEnd::Exited { status: Some(0) }, _) if o.finished() => match o.way {
             Way::Qemu | Way::Vng => "powered off".into(),
             Way::Ssh => "the agent finished".into(),

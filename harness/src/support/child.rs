@@ -77,7 +77,7 @@ impl GroupChild {
 
     /// Whether the leader has exited, without reaping it (`WNOWAIT`), so
     /// that its group can still be signalled safely.
-    fn has_exited(&self) -> io::Result<bool> {
+    pub fn has_exited(&self) -> io::Result<bool> {
         // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: waitid on our own child, writing into `info` only.

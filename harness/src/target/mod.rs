@@ -12,3 +12,4 @@ pub mod url;
 
 pub use ssh::{HostKeys, SshError, SshParams};
 pub use url::{SshUrl, UrlError};
+pub mod vng;

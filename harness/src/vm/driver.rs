@@ -26,14 +26,22 @@ const STDERR_KEEP: usize = 64 * 1024;
 /// Console bytes read per poll, so one flood cannot stall the loop.
 const CONSOLE_CHUNK: u64 = 4 << 20;
 
-/// Reads what QEMU appended to the console file since the last call.
-struct ConsoleFile {
+/// Reads what QEMU appended to the console file since the last call (or,
+/// for virtme-ng, what the agent appended to its result file).
+pub struct ConsoleFile {
     path: PathBuf,
     offset: u64,
 }
 
 impl ConsoleFile {
-    fn read_new(&mut self) -> Vec<u8> {
+    pub fn new(path: &Path) -> ConsoleFile {
+        ConsoleFile {
+            path: path.to_path_buf(),
+            offset: 0,
+        }
+    }
+
+    pub fn read_new(&mut self) -> Vec<u8> {
         let Ok(mut f) = File::open(&self.path) else {
             return Vec::new();
         };

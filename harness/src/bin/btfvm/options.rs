@@ -135,9 +135,31 @@ pub struct TargetOptions {
     /// /share/TAG/M.ko}`. Needs the Rust virtiofsd.
     #[arg(long = "share", value_name = "HOST_DIR[:TAG]", value_parser = share, conflicts_with = "target")]
     pub shares: Vec<Share>,
+    /// What boots the kernel: btfvm's own QEMU line, or virtme-ng (vng,
+    /// from PyPI), with the same agent, limits and verdicts.
+    #[arg(long, value_name = "qemu|vng", default_value = "qemu", value_parser = runner, conflicts_with = "target")]
+    pub runner: Runner,
+    /// The vng to run with --runner vng (default: vng on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub vng: Option<PathBuf>,
     /// Limit for connecting to the target, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = seconds, requires = "target")]
     pub connect_timeout: u64,
+}
+
+/// What boots the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    Qemu,
+    Vng,
+}
+
+fn runner(s: &str) -> Result<Runner, String> {
+    match s {
+        "qemu" => Ok(Runner::Qemu),
+        "vng" => Ok(Runner::Vng),
+        _ => Err(format!("{s:?}: expected qemu or vng")),
+    }
 }
 
 fn share(s: &str) -> Result<Share, String> {
@@ -274,6 +296,7 @@ impl VmOptions {
             jobs: self.jobs,
             target: None,
             shares: Vec::new(),
+            vng: None,
         }
     }
 }
@@ -301,6 +324,7 @@ impl RunOptions {
         RunConfig {
             target: self.target.params(),
             shares: self.target.shares.clone(),
+            vng: (self.target.runner == Runner::Vng).then(|| self.target.vng.clone()),
             ..self.vm.run_config(self.retries)
         }
     }

@@ -142,6 +142,11 @@ pub fn matrix(args: MatrixArgs) -> CmdResult {
             "btfvm matrix takes its kernels from --kernel (default: every spec with a build: section)"
         )));
     }
+    if let Some(t) = &args.run.target.target {
+        return Err(Classified::input(anyhow!(
+            "--target {t}: a target runs the one kernel it booted; the matrix builds kernels and boots them itself"
+        )));
+    }
     let dirs = (args.run.scenarios_dir(), args.run.kernels_dir());
     crate::options::announce_dirs(&[("scenarios", &dirs.0), ("kernel specs", &dirs.1)]);
     let kernels = kernels(&args, &dirs.1.path)?;

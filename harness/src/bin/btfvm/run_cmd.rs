@@ -82,6 +82,11 @@ fn load_inputs(opts: &RunOptions) -> Result<(Vec<Scenario>, Vec<SelectedKernel>)
     let specs = kernelspec::load_dir(&opts.kernels_dir().path).map_err(Classified::input)?;
     let kernels = select(&opts.kernel_request(), &specs).map_err(Classified::input)?;
     btfvm::inputs::share::check_tags(&opts.target.shares).map_err(Classified::input)?;
+    if opts.target.runner == crate::options::Runner::Vng && !opts.target.shares.is_empty() {
+        return Err(Classified::input(anyhow::anyhow!(
+            "--share is for btfvm's own boot (virtiofs on its QEMU line); under --runner vng, vng shares the host's root with the guest itself"
+        )));
+    }
     Ok((scenarios, kernels))
 }
 

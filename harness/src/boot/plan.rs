@@ -42,16 +42,7 @@ pub fn prepare(
 ) -> Prepared {
     let (bpftool, built) = (with.bpftool, with.built);
     let facts = KernelFacts::from_config(&image.config.parsed);
-    let mut archive = Archive::new();
-    archive.add(Entry::file("init", 0o755, agent.to_vec()));
-    archive.add(Entry::file(
-        CONFIG_PATH,
-        0o644,
-        image.config.text.as_bytes().to_vec(),
-    ));
-    for d in ["dev", "proc", "sys", "tmp", "modules"] {
-        archive.add(Entry::dir(d));
-    }
+    let mut archive = skeleton(image, agent);
     let mut ignored = BTreeMap::new();
     let mut broken = BTreeMap::new();
     let mut planned = Vec::new();
@@ -115,6 +106,21 @@ pub fn prepare(
         broken,
         damaged: modules.damaged,
     }
+}
+
+/// The agent as /init, the kernel's config, and the folders it mounts on.
+fn skeleton(image: &KernelImage, agent: &[u8]) -> Archive {
+    let mut archive = Archive::new();
+    archive.add(Entry::file("init", 0o755, agent.to_vec()));
+    archive.add(Entry::file(
+        CONFIG_PATH,
+        0o644,
+        image.config.text.as_bytes().to_vec(),
+    ));
+    for d in ["dev", "proc", "sys", "tmp", "modules"] {
+        archive.add(Entry::dir(d));
+    }
+    archive
 }
 
 /// What a kernel's boots carry besides its own files: bpftool, the test

@@ -34,6 +34,9 @@ impl Unprepared {
     }
 }
 
+/// A module's .modinfo, key by key.
+type ModInfo = Vec<(String, String)>;
+
 /// What went wrong with one module.
 pub(super) enum Problem {
     Damaged(Damage),
@@ -293,45 +296,7 @@ impl Modules<'_> {
                 guest_path.trim_start_matches("/share/").split('/').next().unwrap_or("TAG")
             )));
         };
-        let raw = std::fs::read(&host).map_err(|e| why(format!("{}: {e}", host.display())))?;
-        match modules::Compression::detect(&raw) {
-            Some(modules::Compression::None) => {}
-            Some(c) => {
-                return Err(why(format!(
-                "{} is {c}-compressed; the guest loads the file as it is, so share it decompressed",
-                host.display()
-            )))
-            }
-            None => {
-                return Err(why(format!(
-                    "{} is not a kernel module (no ELF header)",
-                    host.display()
-                )))
-            }
-        }
-        let file = ModuleFile {
-            name: name.to_string(),
-            path: host.clone(),
-            depends: Vec::new(),
-        };
-        self.check_vermagic(&file, &raw).map_err(|p| match p {
-            Problem::Foreign(m) => Unprepared::Foreign(m),
-            Problem::Damaged(d) => why(d.to_string()),
-            Problem::Other(m) => why(m),
-        })?;
-        let info = modules::modinfo(&raw).map_err(|e| why(e.to_string()))?;
-        let own = info
-            .iter()
-            .find(|(k, _)| k == "name")
-            .map(|(_, v)| v.as_str());
-        if own.is_some_and(|n| modules::normalize_name(n) != modules::normalize_name(name)) {
-            return Err(why(format!(
-                "{} is module {}, not {name} (share {})",
-                host.display(),
-                own.unwrap_or_default(),
-                share.tag
-            )));
-        }
+        let (raw, info) = self.read_shared(name, &host, &share.tag, &why)?;
         let btf_bytes = modules::btf_section(&raw)
             .map_err(|e| why(e.to_string()))?
             .map(|r| (r.end - r.start) as u64);
@@ -362,6 +327,51 @@ impl Modules<'_> {
             },
         );
         Ok(())
+    }
+
+    /// The module file on the share: plain ELF, this kernel's, the module
+    /// the scenario names; with its modinfo.
+    fn read_shared(
+        &self,
+        name: &str,
+        host: &std::path::Path,
+        tag: &str,
+        why: &dyn Fn(String) -> Unprepared,
+    ) -> Result<(Vec<u8>, ModInfo), Unprepared> {
+        let shown = host.display();
+        let raw = std::fs::read(host).map_err(|e| why(format!("{shown}: {e}")))?;
+        match modules::Compression::detect(&raw) {
+            Some(modules::Compression::None) => {}
+            Some(c) => {
+                return Err(why(format!(
+                    "{shown} is {c}-compressed; the guest loads the file as it is, so share it decompressed"
+                )))
+            }
+            None => return Err(why(format!("{shown} is not a kernel module (no ELF header)"))),
+        }
+        let file = ModuleFile {
+            name: name.to_string(),
+            path: host.to_path_buf(),
+            depends: Vec::new(),
+        };
+        self.check_vermagic(&file, &raw).map_err(|p| match p {
+            Problem::Foreign(m) => Unprepared::Foreign(m),
+            Problem::Damaged(d) => why(d.to_string()),
+            Problem::Other(m) => why(m),
+        })?;
+        let info = modules::modinfo(&raw).map_err(|e| why(e.to_string()))?;
+        let own = info
+            .iter()
+            .find(|(k, _)| k == "name")
+            .map(|(_, v)| v.as_str());
+        if let Some(own) =
+            own.filter(|n| modules::normalize_name(n) != modules::normalize_name(name))
+        {
+            return Err(why(format!(
+                "{shown} is module {own}, not {name} (share {tag})"
+            )));
+        }
+        Ok((raw, info))
     }
 
     /// The kernel's module index, scanned once.

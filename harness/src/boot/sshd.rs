@@ -106,6 +106,30 @@ fn net_modules(image: &KernelImage) -> Result<Vec<PathBuf>, SshdError> {
     })
 }
 
+/// root and a user without root, both letting in the same keys; the
+/// server's key.
+fn accounts(a: &mut Archive, keys: &SshdKeys) {
+    a.add(Entry::file(HOST_KEY, 0o600, keys.host_key.clone()));
+    a.add(Entry::file(
+        "root/.ssh/authorized_keys",
+        0o600,
+        keys.authorized_keys.clone().into_bytes(),
+    ));
+    a.add(Entry::file(
+        &format!("home/{PLAIN_USER}/.ssh/authorized_keys"),
+        0o644,
+        keys.authorized_keys.clone().into_bytes(),
+    ));
+    let passwd = format!("root:x:0:0:root:/root:/bin/sh\n{PLAIN_USER}:x:1000:1000:{PLAIN_USER}:/home/{PLAIN_USER}:/bin/sh\n");
+    a.add(Entry::file("etc/passwd", 0o644, passwd.into_bytes()));
+    a.add(Entry::file(
+        "etc/group",
+        0o644,
+        format!("root:x:0:\n{PLAIN_USER}:x:1000:\n").into_bytes(),
+    ));
+    a.add(Entry::file("etc/shells", 0o644, b"/bin/sh\n".to_vec()));
+}
+
 /// The archive of the SSH server guest.
 pub fn archive(
     image: &KernelImage,
@@ -129,25 +153,7 @@ pub fn archive(
         .unwrap_or(&server.dropbear);
     tools::place_at(Path::new("/"), dropbear_rel, loader, SSHD_ROOT, &mut a)
         .map_err(SshdError::Place)?;
-    a.add(Entry::file(HOST_KEY, 0o600, keys.host_key.clone()));
-    a.add(Entry::file(
-        "root/.ssh/authorized_keys",
-        0o600,
-        keys.authorized_keys.clone().into_bytes(),
-    ));
-    a.add(Entry::file(
-        &format!("home/{PLAIN_USER}/.ssh/authorized_keys"),
-        0o644,
-        keys.authorized_keys.clone().into_bytes(),
-    ));
-    let passwd = format!("root:x:0:0:root:/root:/bin/sh\n{PLAIN_USER}:x:1000:1000:{PLAIN_USER}:/home/{PLAIN_USER}:/bin/sh\n");
-    a.add(Entry::file("etc/passwd", 0o644, passwd.into_bytes()));
-    a.add(Entry::file(
-        "etc/group",
-        0o644,
-        format!("root:x:0:\n{PLAIN_USER}:x:1000:\n").into_bytes(),
-    ));
-    a.add(Entry::file("etc/shells", 0o644, b"/bin/sh\n".to_vec()));
+    accounts(&mut a, keys);
     a.add(Entry::file(
         &format!("boot/config-{}", image.release),
         0o644,

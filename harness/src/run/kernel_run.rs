@@ -3,46 +3,27 @@
 //! came back to a result per scenario.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use super::acquire::{acquire, AcquireError, AcquireEvent};
 use super::events::{EventSink, RunEvent};
-use super::kept::{self, BootMeta};
 use super::outcome::{FailureKind, ScenarioResult, TrialOutcome};
+use super::qemu_run::{boot_under, BootError};
 use super::record::{BootRecord, KernelError, KernelRecord};
 use super::select::SelectedKernel;
 use super::settings::RunSettings;
 use super::target_run::{adopt_target, run_on_target, run_under_vng};
 use super::tools::Extras;
-use super::verdict::{apply_allowlist, describe_end, map_results};
+use super::verdict::map_results;
 use crate::boot::agent::AGENT;
 use crate::boot::plan::{self, Prepared, Unprepared};
 use crate::inputs::scenario::Scenario;
 use crate::kernel::{CacheEntry, KernelImage};
-use crate::support::{interrupt, tmpdirs};
-use crate::target::ssh_run::TargetError;
-use crate::vm::{self, Accel, BootOutcome, BootSpec, QemuParams, VmError};
+use crate::support::interrupt;
+use crate::vm::{Accel, BootOutcome};
 
 pub struct KernelOutcome {
     pub record: KernelRecord,
     pub results: BTreeMap<String, ScenarioResult>,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum BootError {
-    #[error("creating a temporary directory: {0}")]
-    Tmp(std::io::Error),
-    #[error("writing the initramfs {}: {source}", path.display())]
-    Initramfs {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Vm(#[from] VmError),
-    #[error(transparent)]
-    Target(#[from] TargetError),
-    #[error(transparent)]
-    Vng(#[from] crate::target::vng::VngError),
 }
 
 /// Every scenario of a kernel that never booted fails with the same reason.
@@ -407,124 +388,4 @@ fn boot_once(
         });
     }
     Ok(again)
-}
-
-fn boot_under(
-    k: &SelectedKernel,
-    image: &KernelImage,
-    prepared: &Prepared,
-    planned: &[String],
-    s: &RunSettings,
-    events: &EventSink,
-    accel: Accel,
-) -> Result<(BootRecord, BootOutcome), BootError> {
-    let work = tmpdirs::create().map_err(BootError::Tmp)?;
-    let initrd = work.path().join("initramfs.cpio");
-    let bytes = prepared.archive.to_bytes();
-    std::fs::write(&initrd, &bytes).map_err(|source| BootError::Initramfs {
-        path: initrd.clone(),
-        source,
-    })?;
-    let timeouts = s.timeouts.resolve(accel, k.spec.boot_timeout);
-    // Started before QEMU, which connects to their sockets at once; they
-    // go with this guard when the boot is over, however it ends.
-    let mut shares = vm::virtiofsd::Daemons::start(
-        s.virtiofsd.as_deref(),
-        &prepared.plan.shares,
-        &s.shares,
-        work.path(),
-    )?;
-    let spec = BootSpec::in_dir(
-        work.path(),
-        |console_log, channel| QemuParams {
-            qemu: s.qemu.clone(),
-            accel,
-            kernel: image.vmlinuz.clone(),
-            initrd: initrd.clone(),
-            cmdline_extra: Vec::new(),
-            memory_mib: s.memory_mib,
-            console_log: console_log.to_path_buf(),
-            channel: channel.to_path_buf(),
-            firmware: s.firmware.clone(),
-            shares: shares.sockets(),
-        },
-        timeouts,
-    );
-    let name = k.spec.name.clone();
-    events(&RunEvent::Booting {
-        kernel: name.clone(),
-        way: vm::Way::Qemu,
-        target: None,
-        scenarios: planned.len(),
-        initramfs_bytes: bytes.len() as u64,
-    });
-    let mut outcome = vm::boot_with(
-        &spec,
-        &interrupt::requested,
-        &mut || shares.gone(),
-        &mut |event| {
-            events(&RunEvent::Vm {
-                kernel: name.clone(),
-                event: event.clone(),
-            })
-        },
-    )?;
-    apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
-    let mut meta = BootMeta::new(&name, accel, planned.to_vec(), timeouts);
-    meta.allow_splats.clone_from(&k.spec.allow_splats);
-    meta.qemu_stderr.clone_from(&outcome.qemu_stderr);
-    meta.qemu_args = spec.command.display_args();
-    let kept = match kept::keep(&s.logs_dir, work.path(), &meta) {
-        Ok(dir) => Some(dir),
-        Err(e) => {
-            events(&RunEvent::Warning {
-                kernel: Some(name.clone()),
-                message: format!(
-                    "cannot keep the boot's console log and transcript in {}: {e}",
-                    s.logs_dir.display()
-                ),
-            });
-            None
-        }
-    };
-    // Messages point at the kept copy: the temporary directory goes next.
-    if let Some(dir) = &kept {
-        outcome.console_log = dir.join(kept::CONSOLE_FILE);
-    }
-    let end_text = describe_end(&outcome);
-    events(&RunEvent::Booted {
-        kernel: name,
-        way: vm::Way::Qemu,
-        wall: outcome.elapsed,
-        end: outcome.end.clone(),
-        summary: end_text.clone(),
-    });
-    let record = boot_record(accel, &spec, &outcome, end_text, bytes.len() as u64, kept);
-    Ok((record, outcome))
-}
-
-fn boot_record(
-    accel: Accel,
-    spec: &BootSpec,
-    outcome: &BootOutcome,
-    end_text: String,
-    initramfs_bytes: u64,
-    kept: Option<PathBuf>,
-) -> BootRecord {
-    BootRecord {
-        way: outcome.way,
-        target: None,
-        accel: Some(accel),
-        wall_ms: outcome.elapsed.as_millis() as u64,
-        agent_hello_uptime_ms: outcome.uptime_ms(false),
-        agent_done_uptime_ms: outcome.uptime_ms(true),
-        phases: outcome.phases(),
-        end: outcome.end.clone(),
-        end_text,
-        initramfs_bytes,
-        kept,
-        console_log: outcome.console_log.clone(),
-        splats: outcome.splats.clone(),
-        qemu_args: spec.command.display_args(),
-    }
 }

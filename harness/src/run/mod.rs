@@ -4,11 +4,13 @@
 //! and the libtest trials (`suite`). Progress leaves as typed `events`.
 
 pub mod acquire;
+pub mod booted;
 pub mod events;
 pub mod kept;
 pub mod kernel_run;
 pub mod outcome;
 pub mod partition;
+pub mod qemu_run;
 pub mod record;
 pub mod replay;
 pub mod select;

@@ -5,13 +5,13 @@
 
 use std::path::Path;
 
+use super::booted::{finish, Ran};
 use super::events::{EventSink, RunEvent};
-use super::kept::{self, BootMeta};
+use super::kept;
 use super::outcome::FailureKind;
 use super::record::BootRecord;
 use super::select::SelectedKernel;
 use super::settings::RunSettings;
-use super::verdict::{apply_allowlist, describe_end};
 use crate::boot::plan::Prepared;
 use crate::kernel::{ConfigFile, KernelImage};
 use crate::support::{interrupt, tmpdirs};
@@ -90,41 +90,17 @@ pub fn run_on_target(
             message: why.clone(),
         });
     }
-    let mut outcome = ran.outcome;
-    apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
-    let mut meta = BootMeta::new(&name, accel, planned.to_vec(), timeouts);
-    meta.way = Way::Ssh;
-    meta.allow_splats.clone_from(&k.spec.allow_splats);
-    meta.qemu_stderr.clone_from(&outcome.qemu_stderr);
-    let kept = kept::keep(&s.logs_dir, work.path(), &meta).ok();
-    if let Some(dir) = &kept {
-        outcome.console_log = dir.join(kept::CONSOLE_FILE);
-    }
-    let end_text = describe_end(&outcome);
-    events(&RunEvent::Booted {
-        kernel: name,
-        way: Way::Ssh,
-        wall: outcome.elapsed,
-        end: outcome.end.clone(),
-        summary: end_text.clone(),
-    });
-    let record = BootRecord {
+    let done = Ran {
         way: Way::Ssh,
         target: Some(t.url.to_string()),
         accel: None,
-        wall_ms: outcome.elapsed.as_millis() as u64,
-        agent_hello_uptime_ms: outcome.uptime_ms(false),
-        agent_done_uptime_ms: outcome.uptime_ms(true),
-        phases: outcome.phases(),
-        end: outcome.end.clone(),
-        end_text,
+        command: Vec::new(),
         initramfs_bytes: 0,
-        kept,
-        console_log: outcome.console_log.clone(),
-        splats: outcome.splats.clone(),
-        qemu_args: Vec::new(),
+        timeouts,
+        planned,
+        workdir: work.path(),
     };
-    Ok((record, outcome))
+    Ok(finish(k, s, events, done, ran.outcome))
 }
 
 /// Boots the plan under virtme-ng and keeps the boot like btfvm's own.
@@ -169,44 +145,21 @@ pub fn run_under_vng(
         busybox: busybox.as_deref(),
         workdir: work.path(),
     };
-    let (mut outcome, argv) = vng::run(&boot, &interrupt::requested, &mut |event| {
+    let (outcome, command) = vng::run(&boot, &interrupt::requested, &mut |event| {
         events(&RunEvent::Vm {
             kernel: name.clone(),
             event: event.clone(),
         })
     })?;
-    apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
-    let mut meta = BootMeta::new(&name, accel, planned.to_vec(), timeouts);
-    meta.way = Way::Vng;
-    meta.allow_splats.clone_from(&k.spec.allow_splats);
-    meta.qemu_args = argv.clone();
-    let kept = kept::keep(&s.logs_dir, work.path(), &meta).ok();
-    if let Some(dir) = &kept {
-        outcome.console_log = dir.join(kept::CONSOLE_FILE);
-    }
-    let end_text = describe_end(&outcome);
-    events(&RunEvent::Booted {
-        kernel: name,
-        way: Way::Vng,
-        wall: outcome.elapsed,
-        end: outcome.end.clone(),
-        summary: end_text.clone(),
-    });
-    let record = BootRecord {
+    let ran = Ran {
         way: Way::Vng,
         target: None,
         accel: Some(accel),
-        wall_ms: outcome.elapsed.as_millis() as u64,
-        agent_hello_uptime_ms: outcome.uptime_ms(false),
-        agent_done_uptime_ms: outcome.uptime_ms(true),
-        phases: outcome.phases(),
-        end: outcome.end.clone(),
-        end_text,
+        command,
         initramfs_bytes: 0,
-        kept,
-        console_log: outcome.console_log.clone(),
-        splats: outcome.splats.clone(),
-        qemu_args: argv,
+        timeouts,
+        planned,
+        workdir: work.path(),
     };
-    Ok((record, outcome))
+    Ok(finish(k, s, events, ran, outcome))
 }

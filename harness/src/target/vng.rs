@@ -155,12 +155,9 @@ pub fn unpack(archive: &Archive, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Prepares the folder, runs vng and watches it to its end.
-pub fn run(
-    b: &VngBoot<'_>,
-    cancelled: &dyn Fn() -> Option<i32>,
-    on_event: &mut dyn FnMut(&VmEvent),
-) -> Result<(BootOutcome, Vec<String>), VngError> {
+/// Writes the plan's files, the rooted plan and the empty result file,
+/// and opens the console log and the transcript.
+fn prepare(b: &VngBoot<'_>) -> Result<(File, Recorder<BufWriter<File>>), VngError> {
     let io = |what, path: PathBuf| move |source| VngError::Io { what, path, source };
     let root = b.root();
     unpack(b.archive, &root).map_err(io("writing the plan's files into", root.clone()))?;
@@ -171,15 +168,16 @@ pub fn run(
     File::create(b.results()).map_err(io("creating", b.results()))?;
     let console = File::create(b.console_log()).map_err(io("creating", b.console_log()))?;
     let transcript = File::create(b.transcript()).map_err(io("creating", b.transcript()))?;
-    let mut recorder =
+    let recorder =
         Recorder::new(BufWriter::new(transcript)).map_err(io("writing", b.transcript()))?;
-    let argv = args(b);
-    let shown: Vec<String> = std::iter::once(b.vng.to_string_lossy().into_owned())
-        .chain(argv.iter().map(|a| a.to_string_lossy().into_owned()))
-        .collect();
+    Ok((console, recorder))
+}
+
+/// vng's command, its output into the console log, and its helpers found
+/// beside it: vng runs virtme-run from PATH, so a venv's vng given by
+/// path, not activated, finds them only there.
+fn command(b: &VngBoot<'_>, argv: &[OsString], console: File) -> Result<Command, VngError> {
     let mut cmd = Command::new(b.vng);
-    // vng runs its helpers (virtme-run) from PATH: a venv's vng given by
-    // path, not activated, finds them only beside itself.
     if let Some(bin) = b.vng.parent() {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let dirs = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
@@ -187,14 +185,31 @@ pub fn run(
             cmd.env("PATH", joined);
         }
     }
-    cmd.args(&argv)
+    let out = console.try_clone().map_err(|source| VngError::Io {
+        what: "opening",
+        path: b.console_log(),
+        source,
+    })?;
+    cmd.args(argv)
         .stdin(Stdio::null())
-        .stdout(
-            console
-                .try_clone()
-                .map_err(io("opening", b.console_log()))?,
-        )
+        .stdout(out)
         .stderr(console);
+    Ok(cmd)
+}
+
+/// Prepares the folder, runs vng and watches it to its end. Returns the
+/// outcome and vng's command line, as run.
+pub fn run(
+    b: &VngBoot<'_>,
+    cancelled: &dyn Fn() -> Option<i32>,
+    on_event: &mut dyn FnMut(&VmEvent),
+) -> Result<(BootOutcome, Vec<String>), VngError> {
+    let (console, recorder) = prepare(b)?;
+    let argv = args(b);
+    let shown: Vec<String> = std::iter::once(b.vng.to_string_lossy().into_owned())
+        .chain(argv.iter().map(|a| a.to_string_lossy().into_owned()))
+        .collect();
+    let mut cmd = command(b, &argv, console)?;
     let start = Instant::now();
     // vng is python, QEMU and virtiofsd: a process group, all ended
     // together on every way out (GroupChild's drop included).
@@ -204,60 +219,88 @@ pub fn run(
             source,
         })?;
     on_event(&VmEvent::Started { pid: child.id() });
-    let mut watch = Watch::new(b.timeouts);
-    let mut channel = ConsoleFile::new(&b.results());
-    let mut log = ConsoleFile::new(&b.console_log());
-    let mut feed = |input: Input, on_event: &mut dyn FnMut(&VmEvent)| {
-        let at = start.elapsed();
-        let end = watch.feed(at, &input, on_event);
-        if !matches!(input, Input::Tick) || end.is_some() {
-            let _ = recorder.record(at, &input);
-        }
-        end
+    let mut f = Follow {
+        watch: Watch::new(b.timeouts),
+        recorder,
+        start,
+        channel: ConsoleFile::new(&b.results()),
+        log: ConsoleFile::new(&b.console_log()),
     };
-    let end = loop {
-        let text = log.read_new();
-        if !text.is_empty() {
-            if let Some(e) = feed(Input::Console(text), on_event) {
-                break e;
-            }
-        }
-        let bytes = channel.read_new();
-        if !bytes.is_empty() {
-            if let Some(e) = feed(Input::Channel(bytes), on_event) {
-                break e;
-            }
-        }
-        if let Some(signal) = cancelled() {
-            if let Some(e) = feed(Input::Interrupted { signal }, on_event) {
-                break e;
-            }
-        }
-        if child.has_exited().unwrap_or(true) {
-            let status = child.wait(&|| None).ok().and_then(|s| s.code());
-            // What vng and the agent wrote last.
-            let text = log.read_new();
-            if !text.is_empty() {
-                feed(Input::Console(text), on_event);
-            }
-            let bytes = channel.read_new();
-            if !bytes.is_empty() {
-                feed(Input::Channel(bytes), on_event);
-            }
-            break feed(Input::Exited { status }, on_event).unwrap_or(BootEnd::Exited { status });
-        }
-        if let Some(e) = feed(Input::Tick, on_event) {
-            break e;
-        }
-        std::thread::sleep(POLL);
-    };
+    let end = f.follow(&mut child, cancelled, on_event);
     child.terminate();
-    let _ = recorder.flush();
-    let mut outcome = BootOutcome::from_watched(watch.finish(), b.console_log(), String::new());
+    let _ = f.recorder.flush();
+    let mut outcome = BootOutcome::from_watched(f.watch.finish(), b.console_log(), String::new());
     outcome.way = Way::Vng;
     outcome.end = end;
     outcome.elapsed = start.elapsed();
     Ok((outcome, shown))
+}
+
+/// The watcher and what feeds it: the result file and the console log.
+struct Follow {
+    watch: Watch,
+    recorder: Recorder<BufWriter<File>>,
+    start: Instant,
+    channel: ConsoleFile,
+    log: ConsoleFile,
+}
+
+impl Follow {
+    fn feed(&mut self, input: Input, on_event: &mut dyn FnMut(&VmEvent)) -> Option<BootEnd> {
+        let at = self.start.elapsed();
+        let end = self.watch.feed(at, &input, on_event);
+        if !matches!(input, Input::Tick) || end.is_some() {
+            let _ = self.recorder.record(at, &input);
+        }
+        end
+    }
+
+    /// New console and result bytes, fed in that order.
+    fn drain(&mut self, on_event: &mut dyn FnMut(&VmEvent)) -> Option<BootEnd> {
+        let text = self.log.read_new();
+        if !text.is_empty() {
+            if let Some(e) = self.feed(Input::Console(text), on_event) {
+                return Some(e);
+            }
+        }
+        let bytes = self.channel.read_new();
+        if bytes.is_empty() {
+            return None;
+        }
+        self.feed(Input::Channel(bytes), on_event)
+    }
+
+    fn follow(
+        &mut self,
+        child: &mut GroupChild,
+        cancelled: &dyn Fn() -> Option<i32>,
+        on_event: &mut dyn FnMut(&VmEvent),
+    ) -> BootEnd {
+        loop {
+            if let Some(e) = self.drain(on_event) {
+                return e;
+            }
+            if let Some(signal) = cancelled() {
+                if let Some(e) = self.feed(Input::Interrupted { signal }, on_event) {
+                    return e;
+                }
+            }
+            if child.has_exited().unwrap_or(true) {
+                let status = child.wait(&|| None).ok().and_then(|s| s.code());
+                // What vng and the agent wrote last.
+                if let Some(e) = self.drain(on_event) {
+                    return e;
+                }
+                return self
+                    .feed(Input::Exited { status }, on_event)
+                    .unwrap_or(BootEnd::Exited { status });
+            }
+            if let Some(e) = self.feed(Input::Tick, on_event) {
+                return e;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
 }
 
 #[cfg(test)]

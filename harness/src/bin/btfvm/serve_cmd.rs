@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context};
 use btfvm::boot::agent::AGENT;
 use btfvm::boot::sshd::{self, HostServer, SshdKeys};
 use btfvm::inputs::kernelspec;
-use btfvm::run::select::{select, KernelRequest};
+use btfvm::run::select::{select, KernelRequest, SelectedKernel};
 use btfvm::support::cache::{write_atomic, Cache};
 use btfvm::support::{interrupt, tmpdirs};
 use btfvm::vm::args::{serve_command, QemuParams, UserNet};
@@ -88,7 +88,8 @@ fn authorized(given: &[PathBuf]) -> Result<String, Classified> {
     Ok(text)
 }
 
-pub fn serve_ssh(a: ServeArgs) -> CmdResult {
+/// The kernel the word names, as `btfvm run --kernel` takes it.
+fn chosen(a: &ServeArgs) -> Result<SelectedKernel, Classified> {
     let kernels_dir = btfvm::inputs::input_dir("kernels", a.kernels_dir.as_deref()).path;
     let specs = kernelspec::load_dir(&kernels_dir).map_err(Classified::input)?;
     let request = KernelRequest {
@@ -96,10 +97,51 @@ pub fn serve_ssh(a: ServeArgs) -> CmdResult {
         fragments_dir: kernels_dir.join("fragments"),
         ..KernelRequest::default()
     };
-    let chosen = select(&request, &specs)
+    select(&request, &specs)
         .map_err(Classified::input)?
         .pop()
-        .ok_or_else(|| Classified::input(anyhow!("{}: no such kernel", a.kernel)))?;
+        .ok_or_else(|| Classified::input(anyhow!("{}: no such kernel", a.kernel)))
+}
+
+/// The guest's initramfs, written into `dir` with a fresh host key;
+/// returns its path and the host key's public half.
+fn initramfs(
+    image: &btfvm::kernel::KernelImage,
+    server: &HostServer,
+    authorized_keys: String,
+    dir: &std::path::Path,
+) -> Result<(PathBuf, String), Classified> {
+    let (host_key, public) = sshd::host_key(dir).map_err(Classified::env)?;
+    let keys = SshdKeys {
+        host_key,
+        authorized_keys,
+    };
+    let archive = sshd::archive(image, AGENT, server, &keys).map_err(Classified::env)?;
+    let initrd = dir.join("initramfs.cpio");
+    std::fs::write(&initrd, archive.to_bytes())
+        .with_context(|| format!("writing {}", initrd.display()))
+        .map_err(Classified::env)?;
+    Ok((initrd, public))
+}
+
+/// Serves until Ctrl-C or until QEMU ends.
+fn serve_until_stopped(mut served: serve::Served, console: &std::path::Path) -> CmdResult {
+    loop {
+        if let Some(sig) = interrupt::requested() {
+            return Ok(ExitCode::from(exit::for_signal(sig)));
+        }
+        if !served.running() {
+            return Err(Classified::env(anyhow!(
+                "the guest ended (QEMU exited); console: {}",
+                console.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn serve_ssh(a: ServeArgs) -> CmdResult {
+    let chosen = chosen(&a)?;
     let server = HostServer::find().map_err(Classified::env)?;
     let authorized_keys = authorized(&a.authorized_keys)?;
     let qemu = vm::find_qemu(a.qemu.as_deref()).map_err(Classified::env)?;
@@ -115,16 +157,7 @@ pub fn serve_ssh(a: ServeArgs) -> CmdResult {
         )?,
     };
     let work = tmpdirs::create().map_err(Classified::env)?;
-    let (host_key, public) = sshd::host_key(work.path()).map_err(Classified::env)?;
-    let keys = SshdKeys {
-        host_key,
-        authorized_keys,
-    };
-    let archive = sshd::archive(&image, AGENT, &server, &keys).map_err(Classified::env)?;
-    let initrd = work.path().join("initramfs.cpio");
-    std::fs::write(&initrd, archive.to_bytes())
-        .with_context(|| format!("writing {}", initrd.display()))
-        .map_err(Classified::env)?;
+    let (initrd, public) = initramfs(&image, &server, authorized_keys, work.path())?;
     let port = match a.port {
         Some(p) => p,
         None => serve::free_port().map_err(Classified::env)?,
@@ -171,7 +204,7 @@ pub fn serve_ssh(a: ServeArgs) -> CmdResult {
         a.kernel,
         image.release
     );
-    let mut served = match serve::start(
+    let served = match serve::start(
         &command,
         port,
         &console,
@@ -188,16 +221,5 @@ pub fn serve_ssh(a: ServeArgs) -> CmdResult {
         served.pid(),
         console.display()
     );
-    loop {
-        if let Some(sig) = interrupt::requested() {
-            return Ok(ExitCode::from(exit::for_signal(sig)));
-        }
-        if !served.running() {
-            return Err(Classified::env(anyhow!(
-                "the guest ended (QEMU exited); console: {}",
-                console.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    serve_until_stopped(served, &console)
 }

@@ -1,0 +1,106 @@
+//! One boot in btfvm's own QEMU: the initramfs written, the shares'
+//! virtiofsd started, QEMU booted and watched (`vm::boot_with`).
+
+use std::path::PathBuf;
+
+use super::booted::{finish, Ran};
+use super::events::{EventSink, RunEvent};
+use super::record::BootRecord;
+use super::select::SelectedKernel;
+use super::settings::RunSettings;
+use crate::boot::plan::Prepared;
+use crate::kernel::KernelImage;
+use crate::support::{interrupt, tmpdirs};
+use crate::target::ssh_run::TargetError;
+use crate::target::vng::VngError;
+use crate::vm::{self, Accel, BootOutcome, BootSpec, QemuParams, VmError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("creating a temporary directory: {0}")]
+    Tmp(std::io::Error),
+    #[error("writing the initramfs {}: {source}", path.display())]
+    Initramfs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Vng(#[from] VngError),
+}
+
+pub fn boot_under(
+    k: &SelectedKernel,
+    image: &KernelImage,
+    prepared: &Prepared,
+    planned: &[String],
+    s: &RunSettings,
+    events: &EventSink,
+    accel: Accel,
+) -> Result<(BootRecord, BootOutcome), BootError> {
+    let work = tmpdirs::create().map_err(BootError::Tmp)?;
+    let initrd = work.path().join("initramfs.cpio");
+    let bytes = prepared.archive.to_bytes();
+    std::fs::write(&initrd, &bytes).map_err(|source| BootError::Initramfs {
+        path: initrd.clone(),
+        source,
+    })?;
+    let timeouts = s.timeouts.resolve(accel, k.spec.boot_timeout);
+    // Started before QEMU, which connects to their sockets at once; they
+    // go with this guard when the boot is over, however it ends.
+    let mut shares = vm::virtiofsd::Daemons::start(
+        s.virtiofsd.as_deref(),
+        &prepared.plan.shares,
+        &s.shares,
+        work.path(),
+    )?;
+    let spec = BootSpec::in_dir(
+        work.path(),
+        |console_log, channel| QemuParams {
+            qemu: s.qemu.clone(),
+            accel,
+            kernel: image.vmlinuz.clone(),
+            initrd: initrd.clone(),
+            cmdline_extra: Vec::new(),
+            memory_mib: s.memory_mib,
+            console_log: console_log.to_path_buf(),
+            channel: channel.to_path_buf(),
+            firmware: s.firmware.clone(),
+            shares: shares.sockets(),
+        },
+        timeouts,
+    );
+    let name = k.spec.name.clone();
+    events(&RunEvent::Booting {
+        kernel: name.clone(),
+        way: vm::Way::Qemu,
+        target: None,
+        scenarios: planned.len(),
+        initramfs_bytes: bytes.len() as u64,
+    });
+    let outcome = vm::boot_with(
+        &spec,
+        &interrupt::requested,
+        &mut || shares.gone(),
+        &mut |event| {
+            events(&RunEvent::Vm {
+                kernel: name.clone(),
+                event: event.clone(),
+            })
+        },
+    )?;
+    let ran = Ran {
+        way: vm::Way::Qemu,
+        target: None,
+        accel: Some(accel),
+        command: spec.command.display_args(),
+        initramfs_bytes: bytes.len() as u64,
+        timeouts,
+        planned,
+        workdir: work.path(),
+    };
+    Ok(finish(k, s, events, ran, outcome))
+}

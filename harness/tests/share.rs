@@ -6,30 +6,16 @@
 //! left running; a path on no share, or a file the share lacks, is named.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Output};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
+mod ways;
+use ways::{btfvm, running_with, text};
+
 fn scenarios() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/share")
-}
-
-fn btfvm(args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_btfvm"));
-    c.args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("running btfvm")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The Rust virtiofsd, where btfvm looks for it, or why not.
@@ -121,20 +107,6 @@ fn a_module_from_a_share_gets_split_btf(kernel: &'static str) -> Result<(), Fail
     Ok(())
 }
 
-/// QEMU or virtiofsd processes whose command line names `dir`.
-fn running_under(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(&needle) && (cmd.contains("qemu") || cmd.contains("virtiofsd")) {
-            out.push(cmd);
-        }
-    }
-    out
-}
-
 fn virtiofsd_dying_ends_the_boot_by_name(real: PathBuf) -> Result<(), Failed> {
     let share = share_of("bookworm")?;
     let tools = tempfile::tempdir().unwrap();
@@ -181,7 +153,11 @@ fn virtiofsd_dying_ends_the_boot_by_name(real: PathBuf) -> Result<(), Failed> {
     if took > Duration::from_secs(60) {
         return Err(format!("took {took:?}").into());
     }
-    let left = running_under(share.path());
+    let dir = share.path().to_string_lossy().into_owned();
+    let left: Vec<String> = running_with(&dir)
+        .into_iter()
+        .filter(|c| c.contains("qemu") || c.contains("virtiofsd"))
+        .collect();
     if !left.is_empty() {
         return Err(format!("left running: {left:?}").into());
     }

@@ -4,9 +4,16 @@
 //! past its limit (vng itself has no limit; btfvm's apply).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Output};
+use std::process::{ExitCode, Output};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+mod ways;
+use ways::{running_with, same_verdicts, text};
+
+fn btfvm(args: &[&str]) -> Output {
+    ways::btfvm(args, &[])
+}
 
 fn vng() -> Result<PathBuf, String> {
     let mut c: Vec<PathBuf> = std::env::var_os("PATH")
@@ -18,40 +25,6 @@ fn vng() -> Result<PathBuf, String> {
     c.into_iter()
         .find(|p| p.is_file())
         .ok_or_else(|| "virtme-ng is not installed (python3 -m venv ~/.local/vng && ~/.local/vng/bin/pip install virtme-ng; .ci/run does)".into())
-}
-
-fn btfvm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_btfvm"))
-        .args(args)
-        .output()
-        .expect("running btfvm")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Every trial's (name, outcome) of a JSON report.
-fn outcomes(report: &Path) -> Vec<(String, String)> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(report).expect("reading the report")).unwrap();
-    let mut out: Vec<(String, String)> = v["trials"]
-        .as_array()
-        .expect("trials")
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap_or("").to_string(),
-                t["outcome"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 fn same_verdicts_as_qemu(kernel: &str, vng: &Path) -> Result<(), Failed> {
@@ -75,27 +48,7 @@ fn same_verdicts_as_qemu(kernel: &str, vng: &Path) -> Result<(), Failed> {
     if !q.status.success() {
         return Err(format!("btfvm's own boot failed:\n{}", text(&q)).into());
     }
-    let (a, b) = (outcomes(&under_vng), outcomes(&own));
-    if a != b {
-        return Err(format!("verdicts differ:\n vng  {a:?}\n qemu {b:?}").into());
-    }
-    if !a.iter().any(|(_, o)| o == "passed") {
-        return Err("nothing passed: the comparison would prove nothing".into());
-    }
-    Ok(())
-}
-
-/// QEMU, virtiofsd or vng processes whose command line names `needle`.
-fn running_with(needle: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(needle) && !cmd.contains("cargo") {
-            out.push(cmd);
-        }
-    }
-    out
+    Ok(same_verdicts(&under_vng, "vng ", &own, "qemu")?)
 }
 
 fn vng_exiting_early_is_a_clear_failure(_: &Path) -> Result<(), Failed> {

@@ -10,7 +10,20 @@ use super::record::BootRecord;
 use super::select::SelectedKernel;
 use super::settings::RunSettings;
 use super::verdict::{apply_allowlist, describe_end};
+use crate::boot::plan::Prepared;
+use crate::kernel::KernelImage;
 use crate::vm::{Accel, BootOutcome, Timeouts, Way};
+
+/// One boot to make: the kernel, its plan, the run's settings and where
+/// its events go. Every way in takes this.
+pub struct OneBoot<'a> {
+    pub k: &'a SelectedKernel,
+    pub image: &'a KernelImage,
+    pub prepared: &'a Prepared,
+    pub planned: &'a [String],
+    pub s: &'a RunSettings,
+    pub events: &'a EventSink,
+}
 
 /// What the way in knows about its boot besides the outcome.
 pub struct Ran<'a> {
@@ -23,25 +36,23 @@ pub struct Ran<'a> {
     pub command: Vec<String>,
     pub initramfs_bytes: u64,
     pub timeouts: Timeouts,
-    pub planned: &'a [String],
     /// The boot's folder: its console log and transcript are kept from it.
     pub workdir: &'a Path,
 }
 
 pub fn finish(
-    k: &SelectedKernel,
-    s: &RunSettings,
-    events: &EventSink,
+    b: &OneBoot<'_>,
     ran: Ran<'_>,
     mut outcome: BootOutcome,
 ) -> (BootRecord, BootOutcome) {
+    let (k, s, events) = (b.k, b.s, b.events);
     let name = k.spec.name.clone();
     apply_allowlist(&mut outcome.splats, &k.spec.allow_splats);
     // A boot.json needs an accelerator; a target's runs say KVM's limits.
     let mut meta = BootMeta::new(
         &name,
         ran.accel.unwrap_or(Accel::Kvm),
-        ran.planned.to_vec(),
+        b.planned.to_vec(),
         ran.timeouts,
     );
     meta.way = ran.way;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::acquire::{acquire, AcquireError, AcquireEvent};
+use super::booted::OneBoot;
 use super::events::{EventSink, RunEvent};
 use super::outcome::{FailureKind, ScenarioResult, TrialOutcome};
 use super::qemu_run::{boot_under, BootError};
@@ -121,7 +122,15 @@ pub fn run_kernel(
         .iter()
         .map(|p| p.name.clone())
         .collect();
-    match boot_once(k, &image, &prepared, &planned, s, events, &extras) {
+    let one = OneBoot {
+        k,
+        image: &image,
+        prepared: &prepared,
+        planned: &planned,
+        s,
+        events,
+    };
+    match boot_once(&one, &extras) {
         Ok((boot, outcome)) => {
             results.extend(map_results(&planned, &outcome));
             record.boot = Some(boot);
@@ -260,8 +269,15 @@ fn retry_failures(
             &extras.carried(&s.shares),
         );
         let planned: Vec<String> = again.iter().map(|sc| sc.name.clone()).collect();
-        let Ok((boot, outcome)) = boot_once(k, image, &prepared, &planned, s, events, extras)
-        else {
+        let one = OneBoot {
+            k,
+            image,
+            prepared: &prepared,
+            planned: &planned,
+            s,
+            events,
+        };
+        let Ok((boot, outcome)) = boot_once(&one, extras) else {
             break;
         };
         boots.push(boot);
@@ -351,29 +367,22 @@ fn image_of(
 /// One boot under the run's accelerator; a KVM that auto chose and under
 /// which the kernel never reached its agent gets one more boot under TCG
 /// (see `vm::accel` for the machines where that happens).
-fn boot_once(
-    k: &SelectedKernel,
-    image: &KernelImage,
-    prepared: &Prepared,
-    planned: &[String],
-    s: &RunSettings,
-    events: &EventSink,
-    extras: &Extras,
-) -> Result<(BootRecord, BootOutcome), BootError> {
+fn boot_once(b: &OneBoot<'_>, extras: &Extras) -> Result<(BootRecord, BootOutcome), BootError> {
+    let (k, s, events) = (b.k, b.s, b.events);
     if let (Some(t), Some(root)) = (&s.target, extras.target_root) {
-        return Ok(run_on_target(k, prepared, planned, s, events, t, root)?);
+        return Ok(run_on_target(b, t, root)?);
     }
     if let Some(vng) = &s.vng {
-        return Ok(run_under_vng(k, image, prepared, planned, s, events, vng)?);
+        return Ok(run_under_vng(b, vng)?);
     }
     let accel = s.accel.current().accel;
-    let first = boot_under(k, image, prepared, planned, s, events, accel)?;
+    let first = boot_under(b, accel)?;
     if !s.accel.falls_back(accel, &first.1.end) || interrupt::requested().is_some() {
         return Ok(first);
     }
     let name = &k.spec.name;
     events(&RunEvent::Accel(s.accel.step_back(name, first.1.elapsed)));
-    let again = boot_under(k, image, prepared, planned, s, events, Accel::Tcg)?;
+    let again = boot_under(b, Accel::Tcg)?;
     if again.1.agent_reported() {
         let message = match s.accel.remember(&s.qemu, name) {
             Ok(path) => format!(

@@ -3,13 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::booted::{finish, Ran};
-use super::events::{EventSink, RunEvent};
+use super::booted::{finish, OneBoot, Ran};
+use super::events::RunEvent;
 use super::record::BootRecord;
-use super::select::SelectedKernel;
-use super::settings::RunSettings;
-use crate::boot::plan::Prepared;
-use crate::kernel::KernelImage;
 use crate::support::{interrupt, tmpdirs};
 use crate::target::ssh_run::TargetError;
 use crate::target::vng::VngError;
@@ -32,15 +28,9 @@ pub enum BootError {
     Vng(#[from] VngError),
 }
 
-pub fn boot_under(
-    k: &SelectedKernel,
-    image: &KernelImage,
-    prepared: &Prepared,
-    planned: &[String],
-    s: &RunSettings,
-    events: &EventSink,
-    accel: Accel,
-) -> Result<(BootRecord, BootOutcome), BootError> {
+pub fn boot_under(b: &OneBoot<'_>, accel: Accel) -> Result<(BootRecord, BootOutcome), BootError> {
+    let (k, image, prepared, planned, s, events) =
+        (b.k, b.image, b.prepared, b.planned, b.s, b.events);
     let work = tmpdirs::create().map_err(BootError::Tmp)?;
     let initrd = work.path().join("initramfs.cpio");
     let bytes = prepared.archive.to_bytes();
@@ -99,8 +89,7 @@ pub fn boot_under(
         command: spec.command.display_args(),
         initramfs_bytes: bytes.len() as u64,
         timeouts,
-        planned,
         workdir: work.path(),
     };
-    Ok(finish(k, s, events, ran, outcome))
+    Ok(finish(b, ran, outcome))
 }

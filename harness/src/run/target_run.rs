@@ -5,14 +5,11 @@
 
 use std::path::Path;
 
-use super::booted::{finish, Ran};
-use super::events::{EventSink, RunEvent};
+use super::booted::{finish, OneBoot, Ran};
+use super::events::RunEvent;
 use super::kept;
 use super::outcome::FailureKind;
 use super::record::BootRecord;
-use super::select::SelectedKernel;
-use super::settings::RunSettings;
-use crate::boot::plan::Prepared;
 use crate::kernel::{ConfigFile, KernelImage};
 use crate::support::{interrupt, tmpdirs};
 use crate::target::ssh_run::{self, SshBoot, TargetError};
@@ -46,14 +43,11 @@ pub fn adopt_target(
 
 /// Runs the plan on the target and keeps the run like a boot.
 pub fn run_on_target(
-    k: &SelectedKernel,
-    prepared: &Prepared,
-    planned: &[String],
-    s: &RunSettings,
-    events: &EventSink,
+    b: &OneBoot<'_>,
     t: &SshParams,
     root: crate::target::remote::Root,
 ) -> Result<(BootRecord, BootOutcome), TargetError> {
+    let (k, prepared, planned, s, events) = (b.k, b.prepared, b.planned, b.s, b.events);
     let accel = s.accel.current().accel;
     let work = tmpdirs::create().map_err(|source| TargetError::Io {
         what: "creating a temporary directory in",
@@ -97,22 +91,14 @@ pub fn run_on_target(
         command: Vec::new(),
         initramfs_bytes: 0,
         timeouts,
-        planned,
         workdir: work.path(),
     };
-    Ok(finish(k, s, events, done, ran.outcome))
+    Ok(finish(b, done, ran.outcome))
 }
 
 /// Boots the plan under virtme-ng and keeps the boot like btfvm's own.
-pub fn run_under_vng(
-    k: &SelectedKernel,
-    image: &KernelImage,
-    prepared: &Prepared,
-    planned: &[String],
-    s: &RunSettings,
-    events: &EventSink,
-    vng: &Path,
-) -> Result<(BootRecord, BootOutcome), VngError> {
+pub fn run_under_vng(b: &OneBoot<'_>, vng: &Path) -> Result<(BootRecord, BootOutcome), VngError> {
+    let (k, image, prepared, s, events) = (b.k, b.image, b.prepared, b.s, b.events);
     let accel = s.accel.current().accel;
     let io = |what| {
         move |source| VngError::Io {
@@ -128,13 +114,13 @@ pub fn run_under_vng(
         kernel: name.clone(),
         way: Way::Vng,
         target: Some(format!("vng ({})", vng.display())),
-        scenarios: planned.len(),
+        scenarios: b.planned.len(),
         initramfs_bytes: 0,
     });
     let busybox = crate::boot::sshd::HostServer::find()
         .ok()
         .map(|h| h.busybox);
-    let boot = VngBoot {
+    let vboot = VngBoot {
         vng,
         kernel: &image.vmlinuz,
         archive: &prepared.archive,
@@ -145,7 +131,7 @@ pub fn run_under_vng(
         busybox: busybox.as_deref(),
         workdir: work.path(),
     };
-    let (outcome, command) = vng::run(&boot, &interrupt::requested, &mut |event| {
+    let (outcome, command) = vng::run(&vboot, &interrupt::requested, &mut |event| {
         events(&RunEvent::Vm {
             kernel: name.clone(),
             event: event.clone(),
@@ -158,8 +144,7 @@ pub fn run_under_vng(
         command,
         initramfs_bytes: 0,
         timeouts,
-        planned,
         workdir: work.path(),
     };
-    Ok(finish(k, s, events, ran, outcome))
+    Ok(finish(b, ran, outcome))
 }

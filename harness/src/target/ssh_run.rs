@@ -16,8 +16,9 @@ use super::kmsg::{uptime_us, KmsgLines};
 use super::remote::{self, Root};
 use super::ssh::{Connection, SshError, SshParams};
 use crate::boot::initramfs::Archive;
+use crate::vm::fed::Fed;
 use crate::vm::transcript::Recorder;
-use crate::vm::watch::{Input, Watch};
+use crate::vm::watch::Input;
 use crate::vm::{BootEnd, BootOutcome, Timeouts, VmEvent, Way};
 
 /// Limit for each setup and cleanup command (mktemp, the push, rm).
@@ -199,12 +200,10 @@ fn push_and_watch(
     let recorder =
         Recorder::new(BufWriter::new(transcript)).map_err(io("writing", &b.transcript))?;
     let console = File::create(&b.console_log).map_err(io("creating", &b.console_log))?;
-    let start = Instant::now();
+    let fed = Fed::new(b.timeouts, recorder);
     let agent = open(&remote::run_agent(dir, b.root))?;
     let mut s = Streams {
-        watch: Watch::new(b.timeouts),
-        recorder,
-        start,
+        fed,
         console: BufWriter::new(console),
         kmsg_lines: KmsgLines::new(since),
         agent,
@@ -214,9 +213,9 @@ fn push_and_watch(
     c.session.set_blocking(false);
     let end = s.watch_loop(c, cancelled, on_event);
     c.session.set_blocking(true);
-    let _ = s.recorder.flush();
     let _ = s.console.flush();
-    let watched = s.watch.finish();
+    let elapsed = s.fed.elapsed();
+    let watched = s.fed.finish();
     let mut outcome = BootOutcome::from_watched(
         watched,
         b.console_log.clone(),
@@ -224,14 +223,12 @@ fn push_and_watch(
     );
     outcome.way = Way::Ssh;
     outcome.end = end;
-    outcome.elapsed = start.elapsed();
+    outcome.elapsed = elapsed;
     Ok((outcome, [s.agent, s.kmsg]))
 }
 
 struct Streams {
-    watch: Watch,
-    recorder: Recorder<BufWriter<File>>,
-    start: Instant,
+    fed: Fed,
     console: BufWriter<File>,
     kmsg_lines: KmsgLines,
     agent: Channel,
@@ -250,12 +247,7 @@ fn read_some(r: &mut impl Read, buf: &mut [u8]) -> Result<Option<usize>, String>
 
 impl Streams {
     fn feed(&mut self, input: Input, on_event: &mut dyn FnMut(&VmEvent)) -> Option<BootEnd> {
-        let at = self.start.elapsed();
-        let end = self.watch.feed(at, &input, on_event);
-        if !matches!(input, Input::Tick) || end.is_some() {
-            let _ = self.recorder.record(at, &input);
-        }
-        end
+        self.fed.feed(input, on_event)
     }
 
     fn watch_loop(

@@ -11,15 +11,16 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use btfvm_proto::Plan;
 
 use crate::boot::initramfs::{Archive, Entry};
 use crate::support::child::GroupChild;
 use crate::vm::driver::ConsoleFile;
+use crate::vm::fed::Fed;
 use crate::vm::transcript::Recorder;
-use crate::vm::watch::{Input, Watch};
+use crate::vm::watch::Input;
 use crate::vm::{BootEnd, BootOutcome, Timeouts, VmEvent, Way};
 
 const POLL: Duration = Duration::from_millis(20);
@@ -210,7 +211,7 @@ pub fn run(
         .chain(argv.iter().map(|a| a.to_string_lossy().into_owned()))
         .collect();
     let mut cmd = command(b, &argv, console)?;
-    let start = Instant::now();
+    let fed = Fed::new(b.timeouts, recorder);
     // vng is python, QEMU and virtiofsd: a process group, all ended
     // together on every way out (GroupChild's drop included).
     let mut child =
@@ -220,39 +221,30 @@ pub fn run(
         })?;
     on_event(&VmEvent::Started { pid: child.id() });
     let mut f = Follow {
-        watch: Watch::new(b.timeouts),
-        recorder,
-        start,
+        fed,
         channel: ConsoleFile::new(&b.results()),
         log: ConsoleFile::new(&b.console_log()),
     };
     let end = f.follow(&mut child, cancelled, on_event);
     child.terminate();
-    let _ = f.recorder.flush();
-    let mut outcome = BootOutcome::from_watched(f.watch.finish(), b.console_log(), String::new());
+    let elapsed = f.fed.elapsed();
+    let mut outcome = BootOutcome::from_watched(f.fed.finish(), b.console_log(), String::new());
     outcome.way = Way::Vng;
     outcome.end = end;
-    outcome.elapsed = start.elapsed();
+    outcome.elapsed = elapsed;
     Ok((outcome, shown))
 }
 
 /// The watcher and what feeds it: the result file and the console log.
 struct Follow {
-    watch: Watch,
-    recorder: Recorder<BufWriter<File>>,
-    start: Instant,
+    fed: Fed,
     channel: ConsoleFile,
     log: ConsoleFile,
 }
 
 impl Follow {
     fn feed(&mut self, input: Input, on_event: &mut dyn FnMut(&VmEvent)) -> Option<BootEnd> {
-        let at = self.start.elapsed();
-        let end = self.watch.feed(at, &input, on_event);
-        if !matches!(input, Input::Tick) || end.is_some() {
-            let _ = self.recorder.record(at, &input);
-        }
-        end
+        self.fed.feed(input, on_event)
     }
 
     /// New console and result bytes, fed in that order.

@@ -193,8 +193,8 @@ pub fn firmware_args(firmware: Option<&Path>) -> Vec<OsString> {
     }
 }
 
-/// The whole line of a test boot, assembled from the parts above.
-pub fn boot_command(p: &QemuParams) -> QemuCommand {
+/// A guest with its kernel and console: what every line here starts with.
+fn guest_args(p: &QemuParams) -> Vec<OsString> {
     let mut v = base_args();
     v.extend(firmware_args(p.firmware.as_deref()));
     v.extend(accel_args(p.accel));
@@ -205,6 +205,12 @@ pub fn boot_command(p: &QemuParams) -> QemuCommand {
         &cmdline(&p.cmdline_extra),
     ));
     v.extend(console_args(&p.console_log));
+    v
+}
+
+/// The whole line of a test boot, assembled from the parts above.
+pub fn boot_command(p: &QemuParams) -> QemuCommand {
+    let mut v = guest_args(p);
     v.extend(channel_args(&p.channel));
     v.extend(share_args(&p.shares, p.memory_mib));
     QemuCommand {
@@ -239,16 +245,7 @@ pub fn share_args(shares: &[(PathBuf, String)], memory_mib: u32) -> Vec<OsString
 /// NIC whose port `net` forwards, and no result channel (nobody listens
 /// on one; the served guest reports nothing).
 pub fn serve_command(p: &QemuParams, net: UserNet) -> QemuCommand {
-    let mut v = base_args();
-    v.extend(firmware_args(p.firmware.as_deref()));
-    v.extend(accel_args(p.accel));
-    v.extend(memory_args(p.memory_mib, 1));
-    v.extend(kernel_args(
-        &p.kernel,
-        &p.initrd,
-        &cmdline(&p.cmdline_extra),
-    ));
-    v.extend(console_args(&p.console_log));
+    let mut v = guest_args(p);
     v.extend(user_net_args(net));
     QemuCommand {
         program: p.qemu.clone(),

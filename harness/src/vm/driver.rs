@@ -11,8 +11,9 @@ use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::fed::Fed;
 use super::transcript::Recorder;
-use super::watch::{Input, Watch};
+use super::watch::Input;
 use super::{BootEnd, BootOutcome, BootSpec, VmError, VmEvent};
 use crate::support::child::{die_with_parent, wait_timeout, KillOnDrop, Waited};
 use crate::support::stop::StopCheck;
@@ -56,24 +57,15 @@ impl ConsoleFile {
     }
 }
 
-/// The watcher, its recorder, and the clock: one place where inputs go in.
+/// The fed watcher and where its events go.
 struct Feeder<'a> {
-    watch: Watch,
-    recorder: Recorder<BufWriter<File>>,
-    start: Instant,
+    fed: Fed,
     on_event: &'a mut dyn FnMut(&VmEvent),
 }
 
 impl Feeder<'_> {
     fn feed(&mut self, input: Input) -> Option<BootEnd> {
-        let at = self.start.elapsed();
-        let end = self.watch.feed(at, &input, self.on_event);
-        // Ticks change nothing unless they end the boot; recording only
-        // those keeps a 5-minute hang's transcript small.
-        if !matches!(input, Input::Tick) || end.is_some() {
-            let _ = self.recorder.record(at, &input);
-        }
-        end
+        self.fed.feed(input, self.on_event)
     }
 
     fn console(&mut self, console: &mut ConsoleFile) {
@@ -162,16 +154,11 @@ pub fn boot_with(
         path: spec.transcript.clone(),
         source,
     })?;
-    let start = Instant::now();
+    let fed = Fed::new(spec.timeouts, recorder);
     let mut child = spawn(spec)?;
     on_event(&VmEvent::Started { pid: child.0.id() });
     let stderr = read_stderr(&mut child);
-    let mut f = Feeder {
-        watch: Watch::new(spec.timeouts),
-        recorder,
-        start,
-        on_event,
-    };
+    let mut f = Feeder { fed, on_event };
     let mut console = ConsoleFile {
         path: spec.console_log.clone(),
         offset: 0,
@@ -183,13 +170,13 @@ pub fn boot_with(
     let _ = child.0.wait();
     // The last lines (a panic, typically) arrive as QEMU goes.
     f.console(&mut console);
-    let _ = f.recorder.flush();
     let qemu_stderr = stderr.join().unwrap_or_default();
     drop(child);
     let _ = std::fs::remove_file(&spec.channel);
-    let watched = f.watch.finish();
+    let elapsed = f.fed.elapsed();
+    let watched = f.fed.finish();
     let mut outcome = BootOutcome::from_watched(watched, spec.console_log.clone(), qemu_stderr);
-    outcome.elapsed = start.elapsed();
+    outcome.elapsed = elapsed;
     Ok(outcome)
 }
 
@@ -235,7 +222,7 @@ fn watch_loop(
                 Ok((s, _)) => {
                     let _ = s.set_read_timeout(Some(CHANNEL_READ_TIMEOUT));
                     (f.on_event)(&VmEvent::Connected {
-                        after: f.start.elapsed(),
+                        after: f.fed.elapsed(),
                     });
                     stream = Some(s);
                 }
@@ -301,6 +288,6 @@ fn exited(
         Waited::Stopped(signal) => Input::Interrupted { signal },
     };
     f.feed(input)
-        .or_else(|| f.watch.ended().cloned())
+        .or_else(|| f.fed.watch.ended().cloned())
         .unwrap_or(BootEnd::Exited { status: None })
 }

@@ -8,6 +8,7 @@ pub mod accel;
 pub mod args;
 pub mod console;
 pub mod driver;
+pub mod fed;
 pub mod phases;
 pub mod serve;
 pub mod splat;

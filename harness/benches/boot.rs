@@ -71,7 +71,7 @@ fn bare_command(vmlinuz: &Path, accel: vm::Accel, dir: &Path) -> Vec<std::ffi::O
     std::fs::write(&initrd, bare_initrd.to_bytes()).expect("write initrd");
     let mut bare_args = args::base_args();
     bare_args.extend(args::accel_args(accel));
-    bare_args.extend(args::memory_args(512, 1));
+    bare_args.extend(args::memory_args(btfvm::run::settings::DEFAULT_MEMORY_MIB, 1));
     bare_args.extend(args::kernel_args(vmlinuz, &initrd, &args::cmdline(&[])));
     bare_args.extend(args::console_args(&dir.join("bare.log")));
     bare_args
@@ -243,7 +243,9 @@ fn vng_check(vng: &Path, vmlinuz: &Path, accel: vm::Accel, dir: &Path) -> (Durat
     if accel == vm::Accel::Tcg {
         c.arg("--disable-kvm");
     }
-    c.args(["--memory", "512M", "--rwdir"])
+    c.arg("--memory")
+        .arg(format!("{}M", btfvm::run::settings::DEFAULT_MEMORY_MIB))
+        .arg("--rwdir")
         .arg(&rw)
         .arg("--exec")
         .arg(format!(

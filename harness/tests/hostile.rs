@@ -454,7 +454,7 @@ fn numbers_out_of_range_are_usage_errors() {
     for (name, args, want) in [
         ("--memory 0", vec!["--memory", "0"], "below the 128 MiB"),
         ("--memory 16", vec!["--memory", "16"], "below the 128 MiB"),
-        ("--memory 64", vec!["--memory", "64"], "80-96 MiB"),
+        ("--memory 64", vec!["--memory", "64"], "72-104 MiB"),
         (
             "--memory 99999999",
             vec!["--memory", "99999999"],

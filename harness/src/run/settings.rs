@@ -12,6 +12,14 @@ use crate::support::ErrorClass;
 use crate::target::SshParams;
 use crate::vm::{self, Accel, AccelChoice, AccelDecision, BootEnd, KvmRecord, Timeouts, VmError};
 
+/// Guest memory by default. The suite's floor, measured under TCG on
+/// 2026-12-07 (8 MiB steps): bullseye 72 MiB, bookworm and trixie 88, sid
+/// 104; 256 leaves 2.5x over the highest, for debug kernels and vng's
+/// overlays (sid under vng passes at 256). It was 512: the whole suite on
+/// the 7 kernels of kernels/ passes at 256 too, and QEMU's resident
+/// memory shrinks with it.
+pub const DEFAULT_MEMORY_MIB: u32 = 256;
+
 /// Limits given on the command line or in the environment; unset ones
 /// get defaults for the accelerator.
 #[derive(Debug, Clone, Copy, Default)]

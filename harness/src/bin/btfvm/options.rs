@@ -39,7 +39,7 @@ pub struct VmOptions {
     #[arg(short = 'j', long, value_name = "N", env = "BTFVM_JOBS", value_parser = jobs)]
     pub jobs: Option<usize>,
     /// Guest memory in MiB (at least 128).
-    #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = memory)]
+    #[arg(long, default_value_t = btfvm::run::settings::DEFAULT_MEMORY_MIB, value_name = "MIB", value_parser = memory)]
     pub memory: u32,
     /// QEMU binary (default: qemu-system-x86_64 on PATH).
     #[arg(long, value_name = "PATH")]
@@ -231,10 +231,11 @@ fn seconds(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Measured under TCG with the whole suite: bookworm (6.1) boots from
-/// 80 MiB, trixie (6.12) and sid (7.2) from 96; below about 72 MiB QEMU
-/// exits at once with an empty console, and just under the floor the
-/// kernel panics "System is deadlocked on memory".
+/// Measured under TCG with the whole suite (2026-12-07, 8 MiB steps):
+/// bullseye passes from 72 MiB, bookworm and trixie from 88, sid from 104;
+/// below about 72 MiB QEMU exits at once with an empty console, and just
+/// under the floor the kernel panics "System is deadlocked on memory".
+/// 128 keeps every kernel here above its floor.
 pub const MIN_MEMORY_MIB: u32 = 128;
 
 fn memory(s: &str) -> Result<u32, String> {
@@ -244,7 +245,7 @@ fn memory(s: &str) -> Result<u32, String> {
         .map_err(|e| format!("{s:?} is not a whole number of MiB ({e})"))?;
     if mib < MIN_MEMORY_MIB {
         return Err(format!(
-            "{mib} MiB is below the {MIN_MEMORY_MIB} MiB btfvm accepts: the Debian kernels need 80-96 MiB to boot the suite (measured), and with less the boot ends with an empty console or an out-of-memory panic"
+            "{mib} MiB is below the {MIN_MEMORY_MIB} MiB btfvm accepts: the Debian kernels need 72-104 MiB to boot the suite (measured), and with less the boot ends with an empty console or an out-of-memory panic"
         ));
     }
     if let Some(host) = host_memory_mib() {
@@ -375,7 +376,7 @@ mod tests {
     #[test]
     fn numbers_are_bounded_with_the_reason() {
         assert!(memory("0").unwrap_err().contains("below the 128 MiB"));
-        assert!(memory("64").unwrap_err().contains("80-96 MiB"));
+        assert!(memory("64").unwrap_err().contains("72-104 MiB"));
         assert_eq!(memory("512"), Ok(512));
         assert!(memory("4294967295")
             .unwrap_err()

@@ -48,7 +48,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "auto", env = "BTFVM_ACCEL")]
     accel: AccelChoice,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    #[arg(long, default_value_t = btfvm::run::settings::DEFAULT_MEMORY_MIB, value_name = "MIB")]
     memory: u32,
 }
 

@@ -7,7 +7,8 @@
 //!
 //! Next to them, in the same rounds: one scenario alone, the suite booted
 //! by virtme-ng (`--runner vng`), and vng alone doing the check a vng user
-//! would type (boot, modprobe dummy, /sys/kernel/btf/dummy). A PNG chart
+//! would type (boot, modprobe dummy, /sys/kernel/btf/dummy); then, after
+//! them, the suite over SSH on a guest `btfvm serve-ssh` booted once. A PNG chart
 //! of the medians goes to target/bench-boot.png (BTFVM_BENCH_CHART).
 //!
 //! "suite" is the user's view: `btfvm run --kernel K` as a process (KVM
@@ -71,7 +72,10 @@ fn bare_command(vmlinuz: &Path, accel: vm::Accel, dir: &Path) -> Vec<std::ffi::O
     std::fs::write(&initrd, bare_initrd.to_bytes()).expect("write initrd");
     let mut bare_args = args::base_args();
     bare_args.extend(args::accel_args(accel));
-    bare_args.extend(args::memory_args(btfvm::run::settings::DEFAULT_MEMORY_MIB, 1));
+    bare_args.extend(args::memory_args(
+        btfvm::run::settings::DEFAULT_MEMORY_MIB,
+        1,
+    ));
     bare_args.extend(args::kernel_args(vmlinuz, &initrd, &args::cmdline(&[])));
     bare_args.extend(args::console_args(&dir.join("bare.log")));
     bare_args
@@ -207,6 +211,9 @@ fn main() {
             row.rss.push(rss);
         }
     }
+    if let Some(row) = ssh_rows(bin, &root, &spec.name, rounds) {
+        rows.push(row);
+    }
     print_table(&mut rows);
     print_phases(&phases);
     let chart = std::env::var_os("BTFVM_BENCH_CHART")
@@ -222,6 +229,80 @@ fn rows_for_chart(rows: &mut [Row]) -> Vec<(String, f64)> {
     rows.iter_mut()
         .map(|r| (r.name.clone(), median(&mut r.walls).as_secs_f64()))
         .collect()
+}
+
+/// The suite over SSH (`--target`) on a guest `btfvm serve-ssh` booted
+/// once beforehand: what a lab machine that already runs the kernel costs
+/// per run. After the interleaved rounds, since the served guest (idle
+/// under TCG) would take a little of a core from them. None where
+/// dropbear, busybox-static or ssh-keygen are missing.
+fn ssh_rows(bin: &str, root: &Path, kernel: &str, rounds: usize) -> Option<Row> {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().ok()?;
+    let key = dir.path().join("id");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .ok()?;
+    if !made.success() {
+        return None;
+    }
+    let known = dir.path().join("known_hosts");
+    let mut guest = Command::new(bin)
+        .args(["serve-ssh", kernel, "--authorized-key"])
+        .arg(key.with_extension("pub"))
+        .arg("--known-hosts-out")
+        .arg(&known)
+        .arg("--kernels-dir")
+        .arg(root.join("kernels"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut url = String::new();
+    let out = guest.stdout.take()?;
+    let _ = std::io::BufReader::new(out).read_line(&mut url);
+    let mut row = Row {
+        name: "btfvm run --target ssh:// (suite; target already up)".into(),
+        walls: Vec::new(),
+        rss: Vec::new(),
+    };
+    if url.trim().starts_with("ssh://") {
+        for _ in 0..rounds {
+            let mut c = Command::new(bin);
+            c.args([
+                "run",
+                "--kernel",
+                kernel,
+                "-q",
+                "--target",
+                url.trim(),
+                "--ssh-key",
+            ])
+            .arg(&key)
+            .arg("--known-hosts")
+            .arg(&known)
+            .arg("--kernels-dir")
+            .arg(root.join("kernels"))
+            .arg("--scenarios")
+            .arg(root.join("scenarios"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            let (wall, st, rss) = timed(&mut c);
+            assert!(st.success(), "btfvm run --target failed: {st}");
+            row.walls.push(wall);
+            row.rss.push(rss);
+        }
+    } else {
+        println!("ssh: serve-ssh printed no URL ({url:?}); its row is left out");
+    }
+    // SIGTERM: serve-ssh stops its QEMU and removes its folder.
+    // SAFETY: a pid we spawned and have not waited for.
+    unsafe { libc::kill(guest.id() as i32, libc::SIGTERM) };
+    let _ = guest.wait();
+    (!row.walls.is_empty()).then_some(row)
 }
 
 /// What a vng user would type for the same check: boot the kernel, load

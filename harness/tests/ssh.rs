@@ -349,13 +349,71 @@ fn an_unknown_host_key_is_refused_unless_waived(g: &Guest) -> Result<(), Failed>
     Ok(())
 }
 
+/// Without --ssh-key and without keys in ~/.ssh (an empty HOME), the key
+/// comes from ssh-agent (SSH_AUTH_SOCK).
+fn ssh_agent_authenticates(g: &Guest) -> Result<(), Failed> {
+    let home = tempfile::tempdir().unwrap();
+    let sock = home.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("ssh-agent: {e}"))?;
+    let t0 = Instant::now();
+    while !sock.exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let added = Command::new("ssh-add")
+        .arg(g.key())
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .map_err(|e| format!("ssh-add: {e}"));
+    // The real cache and state folders: an empty HOME would fetch the
+    // kernel again.
+    let cache = btfvm::support::cache::Cache::from_env().map_err(|e| e.to_string())?;
+    let o = Command::new(env!("CARGO_BIN_EXE_btfvm"))
+        .args([
+            "run",
+            "--kernel",
+            KERNEL,
+            "--exact",
+            "bookworm::module-load",
+            "--target",
+        ])
+        .arg(g.url("root", g.port))
+        .arg("--known-hosts")
+        .arg(g.known_hosts())
+        .env("HOME", home.path())
+        .env("SSH_AUTH_SOCK", &sock)
+        .env("BTFVM_CACHE_DIR", cache.root())
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let added = added?;
+    if !added.status.success() {
+        return Err(format!("ssh-add failed: {}", String::from_utf8_lossy(&added.stderr)).into());
+    }
+    if !o.status.success() {
+        return Err(format!(
+            "({}) the agent's key did not let btfvm in:\n{}",
+            o.status,
+            ways::text(&o)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 type Case = fn(&Guest) -> Result<(), Failed>;
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     // One guest serves every trial.
     args.test_threads = Some(1);
-    let cases: [(&str, Case); 5] = [
+    let cases: [(&str, Case); 6] = [
         ("ssh::same_verdicts_as_qemu", same_verdicts_as_qemu),
         (
             "ssh::a_cut_connection_is_lost_in_bounded_time_and_cleaned",
@@ -369,6 +427,7 @@ fn main() -> ExitCode {
             "ssh::a_login_without_root_is_refused_by_name",
             a_login_without_root_is_refused_by_name,
         ),
+        ("ssh::ssh_agent_authenticates", ssh_agent_authenticates),
         (
             "ssh::an_unknown_host_key_is_refused_unless_waived",
             an_unknown_host_key_is_refused_unless_waived,

@@ -114,7 +114,7 @@ pub struct TargetOptions {
     #[arg(long, value_name = "URL", value_parser = ssh_url)]
     pub target: Option<SshUrl>,
     /// Private key for the target (default: ssh-agent, then ~/.ssh/id_*).
-    #[arg(long, value_name = "FILE", requires = "target")]
+    #[arg(long, value_name = "FILE", requires = "target", value_parser = private_key)]
     pub ssh_key: Option<PathBuf>,
     /// known_hosts file the target's host key is checked against
     /// (default: ~/.ssh/known_hosts).
@@ -159,6 +159,17 @@ fn runner(s: &str) -> Result<Runner, String> {
         "qemu" => Ok(Runner::Qemu),
         "vng" => Ok(Runner::Vng),
         _ => Err(format!("{s:?}: expected qemu or vng")),
+    }
+}
+
+/// A key file that is there and readable: else the run would reach the
+/// target only to say that no key let it in.
+fn private_key(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    match std::fs::File::open(&p) {
+        Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Ok(p),
+        Ok(_) => Err(format!("{s} is not a file")),
+        Err(e) => Err(format!("{s}: {e}")),
     }
 }
 
@@ -372,6 +383,19 @@ pub fn announce_dirs(dirs: &[(&str, &InputDir)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ways_in_are_checked_as_they_are_read() {
+        assert_eq!(runner("vng"), Ok(Runner::Vng));
+        assert!(runner("vmtest").unwrap_err().contains("expected qemu or vng"));
+        assert!(ssh_url("root@box").unwrap_err().contains("ssh://user@host[:port]"));
+        assert!(private_key("/nonexistent/key").unwrap_err().contains("No such file"));
+        assert!(private_key("/").unwrap_err().contains("not a file"));
+        let d = tempfile::tempdir().unwrap();
+        assert!(share(&format!("{}:a b", d.path().display()))
+            .unwrap_err()
+            .contains("letters, digits"));
+    }
 
     #[test]
     fn numbers_are_bounded_with_the_reason() {

@@ -339,7 +339,9 @@ impl Modules<'_> {
         why: &dyn Fn(String) -> Unprepared,
     ) -> Result<(Vec<u8>, ModInfo), Unprepared> {
         let shown = host.display();
-        let raw = std::fs::read(host).map_err(|e| why(format!("{shown}: {e}")))?;
+        // A regular file, capped: a FIFO or a device on the share must not
+        // hang the planning.
+        let raw = modules::read_module_file(host).map_err(|e| why(e.to_string()))?;
         match modules::Compression::detect(&raw) {
             Some(modules::Compression::None) => {}
             Some(c) => {

@@ -37,9 +37,16 @@ impl KmsgLines {
                 }
             }
         }
+        // A kmsg record is at most 8 KiB (PRINTK_MESSAGE_MAX); a stream
+        // without newlines is not /dev/kmsg and is not kept.
+        if self.pending.len() > PENDING_CAP {
+            self.pending.clear();
+        }
         out
     }
 }
+
+const PENDING_CAP: usize = 64 * 1024;
 
 /// `prio,seq,ts_us,flags[,...];text` -> (ts_us, text).
 fn record(line: &[u8]) -> Option<(u64, &[u8])> {
@@ -100,6 +107,14 @@ mod tests {
             b"[    0.000011] tab\tin\n"
         );
         assert!(k.feed(b"garbage\n").is_empty());
+    }
+
+    #[test]
+    fn a_stream_without_newlines_is_not_kept() {
+        let mut k = KmsgLines::new(0);
+        assert!(k.feed(&vec![b'x'; PENDING_CAP + 1]).is_empty());
+        assert!(k.pending.is_empty());
+        assert_eq!(k.feed(b"6,1,1,-;after\n"), b"[    0.000001] after\n");
     }
 
     #[test]

@@ -71,6 +71,12 @@ pub enum SshError {
         command: String,
         source: std::io::Error,
     },
+    #[error("on {target}, `{command}` printed more than {cap} bytes; that is no kernel config or release")]
+    TooMuch {
+        target: String,
+        command: String,
+        cap: u64,
+    },
     #[error("on {target}, `{command}` did not end within {} s", limit.as_secs())]
     CommandTimeout {
         target: String,
@@ -92,6 +98,9 @@ impl Output {
         String::from_utf8_lossy(&self.stdout).trim().to_string()
     }
 }
+
+/// The most a setup command may print (a kernel config is well under).
+const OUTPUT_CAP: u64 = 16 << 20;
 
 pub struct Connection {
     pub session: Session,
@@ -300,9 +309,18 @@ impl Connection {
         }
         ch.send_eof().map_err(fail)?;
         let mut stdout = Vec::new();
-        ch.read_to_end(&mut stdout).map_err(io)?;
+        // A config is a few hundred KB; a target that streams without end
+        // must not fill the host's memory.
+        (&mut ch).take(OUTPUT_CAP + 1).read_to_end(&mut stdout).map_err(io)?;
+        if stdout.len() as u64 > OUTPUT_CAP {
+            return Err(SshError::TooMuch {
+                target: self.target.clone(),
+                command: command.to_string(),
+                cap: OUTPUT_CAP,
+            });
+        }
         let mut stderr = String::new();
-        let _ = ch.stderr().read_to_string(&mut stderr);
+        let _ = ch.stderr().take(64 * 1024).read_to_string(&mut stderr);
         ch.wait_close().map_err(fail)?;
         let status = ch.exit_status().map_err(fail)?;
         Ok(Output {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod frame;
 pub mod message;
 pub mod plan;
+pub mod share;
 pub mod step;
 pub mod tracing;
 

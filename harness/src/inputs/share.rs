@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use btfvm_proto::step::SHARE_ROOT;
+use btfvm_proto::share::SHARE_ROOT;
 
 /// virtiofs carries the tag in a 36-byte field (virtio_fs_config.tag).
 const TAG_MAX: usize = 36;

@@ -311,7 +311,10 @@ impl Connection {
         let mut stdout = Vec::new();
         // A config is a few hundred KB; a target that streams without end
         // must not fill the host's memory.
-        (&mut ch).take(OUTPUT_CAP + 1).read_to_end(&mut stdout).map_err(io)?;
+        (&mut ch)
+            .take(OUTPUT_CAP + 1)
+            .read_to_end(&mut stdout)
+            .map_err(io)?;
         if stdout.len() as u64 > OUTPUT_CAP {
             return Err(SshError::TooMuch {
                 target: self.target.clone(),

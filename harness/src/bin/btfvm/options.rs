@@ -387,9 +387,15 @@ mod tests {
     #[test]
     fn the_ways_in_are_checked_as_they_are_read() {
         assert_eq!(runner("vng"), Ok(Runner::Vng));
-        assert!(runner("vmtest").unwrap_err().contains("expected qemu or vng"));
-        assert!(ssh_url("root@box").unwrap_err().contains("ssh://user@host[:port]"));
-        assert!(private_key("/nonexistent/key").unwrap_err().contains("No such file"));
+        assert!(runner("vmtest")
+            .unwrap_err()
+            .contains("expected qemu or vng"));
+        assert!(ssh_url("root@box")
+            .unwrap_err()
+            .contains("ssh://user@host[:port]"));
+        assert!(private_key("/nonexistent/key")
+            .unwrap_err()
+            .contains("No such file"));
         assert!(private_key("/").unwrap_err().contains("not a file"));
         let d = tempfile::tempdir().unwrap();
         assert!(share(&format!("{}:a b", d.path().display()))

@@ -285,16 +285,7 @@ fn a_scenario_past_its_limit_is_killed_on_the_target(g: &Guest) -> Result<(), Fa
 }
 
 fn a_login_without_root_is_refused_by_name(g: &Guest) -> Result<(), Failed> {
-    let o = Command::new(env!("CARGO_BIN_EXE_btfvm"))
-        .args([
-            "run",
-            "--kernel",
-            KERNEL,
-            "--exact",
-            "bookworm::module-load",
-            "--target",
-        ])
-        .arg(g.url("plain", g.port))
+    let o = one_scenario(g.url("plain", g.port))
         .arg("--ssh-key")
         .arg(g.key())
         .arg("--known-hosts")
@@ -316,19 +307,8 @@ fn an_unknown_host_key_is_refused_unless_waived(g: &Guest) -> Result<(), Failed>
     let empty = dir.path().join("known_hosts");
     std::fs::write(&empty, "").unwrap();
     let base = |extra: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_btfvm"));
-        c.args([
-            "run",
-            "--kernel",
-            KERNEL,
-            "--exact",
-            "bookworm::module-load",
-            "--target",
-        ])
-        .arg(g.url("root", g.port))
-        .arg("--ssh-key")
-        .arg(g.key())
-        .args(extra);
+        let mut c = one_scenario(g.url("root", g.port));
+        c.arg("--ssh-key").arg(g.key()).args(extra);
         c
     };
     let o = base(&["--known-hosts", empty.to_str().unwrap()])
@@ -373,16 +353,7 @@ fn ssh_agent_authenticates(g: &Guest) -> Result<(), Failed> {
     // The real cache and state folders: an empty HOME would fetch the
     // kernel again.
     let cache = btfvm::support::cache::Cache::from_env().map_err(|e| e.to_string())?;
-    let o = Command::new(env!("CARGO_BIN_EXE_btfvm"))
-        .args([
-            "run",
-            "--kernel",
-            KERNEL,
-            "--exact",
-            "bookworm::module-load",
-            "--target",
-        ])
-        .arg(g.url("root", g.port))
+    let o = one_scenario(g.url("root", g.port))
         .arg("--known-hosts")
         .arg(g.known_hosts())
         .env("HOME", home.path())
@@ -405,6 +376,21 @@ fn ssh_agent_authenticates(g: &Guest) -> Result<(), Failed> {
         .into());
     }
     Ok(())
+}
+
+/// `btfvm run` of one scenario (module-load) on `url`.
+fn one_scenario(url: String) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_btfvm"));
+    c.args([
+        "run",
+        "--kernel",
+        KERNEL,
+        "--exact",
+        "bookworm::module-load",
+        "--target",
+    ])
+    .arg(url);
+    c
 }
 
 type Case = fn(&Guest) -> Result<(), Failed>;

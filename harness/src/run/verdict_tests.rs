@@ -167,3 +167,40 @@ fn a_failed_check_carries_the_kernel_log_lines_that_explain_it() {
     // Nothing that explains: nothing added.
     assert_eq!(with_kernel_log("m", &["dummy: loaded".into()]), "m");
 }
+
+#[test]
+fn each_way_in_names_what_ended_and_what_was_killed() {
+    let mut o = outcome(None, "x");
+    o.splats.clear();
+    o.way = Way::Vng;
+    o.end = BootEnd::Exited { status: Some(255) };
+    // vng says 255 where its script I/O is missing; the agent's Done counts.
+    assert_eq!(
+        describe_end(&o),
+        "powered off (vng's exit status Some(255))"
+    );
+    o.way = Way::Ssh;
+    o.end = BootEnd::Exited { status: Some(0) };
+    assert_eq!(describe_end(&o), "the agent finished");
+    o.end = BootEnd::ScenarioTimedOut {
+        scenario: "b".into(),
+        after: Duration::from_secs(5),
+    };
+    assert_eq!(
+        describe_end(&o),
+        "scenario b still running after 5 s; the agent on the target killed"
+    );
+    o.end = BootEnd::Lost { why: "EOF".into() };
+    assert_eq!(
+        describe_end(&o),
+        "the connection to the target was lost: EOF"
+    );
+    o.way = Way::Qemu;
+    o.end = BootEnd::Lost {
+        why: "share mods: virtiofsd exited".into(),
+    };
+    assert_eq!(
+        describe_end(&o),
+        "share mods: virtiofsd exited; QEMU killed"
+    );
+}

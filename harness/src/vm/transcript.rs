@@ -165,6 +165,10 @@ mod tests {
             (Duration::from_millis(41), Input::Exited { status: None }),
             (Duration::from_millis(42), Input::Hung),
             (Duration::from_millis(43), Input::Interrupted { signal: 15 }),
+            (
+                Duration::from_millis(44),
+                Input::Lost("connection reset by peer".into()),
+            ),
         ];
         let mut r = Recorder::new(Vec::new()).unwrap();
         for (at, i) in &inputs {
@@ -180,6 +184,25 @@ mod tests {
         let w = replay(&bytes, t, &mut |_| {}).unwrap();
         // "BTFV" then the exit: a frame cut off.
         assert!(matches!(w.end, BootEnd::Channel(_)), "{:?}", w.end);
+    }
+
+    #[test]
+    fn a_lost_connection_replays_as_lost() {
+        let mut r = Recorder::new(Vec::new()).unwrap();
+        r.record(
+            Duration::from_millis(5),
+            &Input::Console(b"[    1.0] x\n".to_vec()),
+        )
+        .unwrap();
+        r.record(Duration::from_millis(9), &Input::Lost("EOF".into()))
+            .unwrap();
+        let t = Timeouts {
+            hello: Duration::from_secs(1),
+            scenario: Duration::from_secs(1),
+            wall: Duration::from_secs(1),
+        };
+        let w = replay(&r.into_inner(), t, &mut |_| {}).unwrap();
+        assert_eq!(w.end, BootEnd::Lost { why: "EOF".into() });
     }
 
     #[test]

@@ -244,7 +244,11 @@ fn unfinished(name: &str, report: &AgentReport, o: &BootOutcome) -> ScenarioResu
     let end = describe_end(o);
     let mut context = String::new();
     if !o.qemu_stderr.trim().is_empty() {
-        context.push_str(&format!("\nQEMU said:\n{}", o.qemu_stderr.trim_end()));
+        context.push_str(&format!(
+            "\n{} said:\n{}",
+            o.way.what(),
+            o.qemu_stderr.trim_end()
+        ));
     }
     context.push_str(&format!(
         "\nconsole ({}), last lines:\n{}",

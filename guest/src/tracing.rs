@@ -33,15 +33,30 @@ enum FoundIn {
     Vmlinux,
 }
 
-/// The FUNC named `name` in the module's split BTF: its own types first,
-/// then the base's, as libbpf looks names up in split BTF.
-fn find_func(module: &Btf, vmlinux: &Btf, name: &str) -> Option<(u32, FoundIn)> {
-    if let Some(t) = module.find_by_name(Some(vmlinux), Kind::Func, name) {
-        return Some((t.id, FoundIn::Module));
+/// The FUNC named `name`, from the side the program names: through the
+/// module's object, its own types first, then the base's, as libbpf looks
+/// names up in split BTF; through vmlinux's, vmlinux's first. A name only
+/// the module has still resolves to the module's type, so naming vmlinux
+/// with it gets the kernel's own refusal. Why the order matters: pahole
+/// 1.32 gives a module function with the prototype of a vmlinux function
+/// of the same name a FUNC of its own, where 1.24 and 1.30 do not (the
+/// nightly matrix on 7.2, 2026-12-07); the module's id under vmlinux's
+/// object is then invalid.
+fn find_func(module: &Btf, vmlinux: &Btf, name: &str, via: Via) -> Option<(u32, FoundIn)> {
+    let own = || {
+        module
+            .find_by_name(Some(vmlinux), Kind::Func, name)
+            .map(|t| (t.id, FoundIn::Module))
+    };
+    let base = || {
+        vmlinux
+            .find_by_name(None, Kind::Func, name)
+            .map(|t| (t.id, FoundIn::Vmlinux))
+    };
+    match via {
+        Via::Module => own().or_else(base),
+        Via::Vmlinux => base().or_else(own),
     }
-    vmlinux
-        .find_by_name(None, Kind::Func, name)
-        .map(|t| (t.id, FoundIn::Vmlinux))
 }
 
 impl<K: Kernel> Agent<'_, K> {
@@ -71,7 +86,7 @@ impl<K: Kernel> Agent<'_, K> {
         let (obj_id, fd, btf) = self.module_btf_parsed(&a.module)?;
         let (btf_id, found) = {
             let vmlinux = self.vmlinux_btf()?;
-            find_func(&btf, vmlinux, &a.function).ok_or_else(|| {
+            find_func(&btf, vmlinux, &a.function, a.via).ok_or_else(|| {
                 format!(
                     "no FUNC named {:?} in {}'s BTF (object {obj_id}) or in vmlinux's under it",
                     a.function, a.module

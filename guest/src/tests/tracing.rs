@@ -32,6 +32,17 @@ fn testmod() -> Vec<u8> {
     b.build()
 }
 
+/// As pahole 1.32 emits it: the module's sysrq_handle_loglevel gets a
+/// FUNC of its own too, though its prototype is vmlinux's.
+fn testmod_own_sysrq() -> Vec<u8> {
+    let base = Btf::parse(&vmlinux()).unwrap();
+    let mut b = Builder::split(&base);
+    let proto = b.func_proto(1, &[("p", 1)]);
+    b.func("btfvm_test_func", proto, 1);
+    b.func("sysrq_handle_loglevel", 3, 0);
+    b.build()
+}
+
 fn dummy() -> Vec<u8> {
     let base = Btf::parse(&vmlinux()).unwrap();
     let mut b = Builder::split(&base);
@@ -204,6 +215,23 @@ fn one_name_in_vmlinux_and_a_module_is_told_apart_by_the_object_named() {
     let mut k = kernel();
     k.faults.attach_by_name_anywhere = true;
     run(k, &both).fails_with("s", "ran 0 time(s), expected 1");
+    // With the module's own FUNC (pahole 1.32), each side still names its
+    // own function: the module's type through the module, vmlinux's
+    // through vmlinux.
+    let mut k = kernel();
+    k.add_file(
+        &path("btfvm_test"),
+        ModuleFile::new("btfvm_test", Some(testmod_own_sysrq()))
+            .functions(&["btfvm_test_func", "sysrq_handle_loglevel"]),
+    );
+    let b = run(k, &both);
+    b.passed("s");
+    let notes = b.obs("s").notes.join("\n");
+    assert!(notes.contains("btfvm_test's own type"), "{notes}");
+    assert!(
+        notes.contains("type 4, vmlinux's, through btfvm_test's BTF, naming vmlinux's BTF"),
+        "{notes}"
+    );
 }
 
 #[test]

@@ -314,12 +314,7 @@ fn vng_check(vng: &Path, vmlinuz: &Path, accel: vm::Accel, dir: &Path) -> (Durat
     let _ = std::fs::remove_dir_all(&rw);
     std::fs::create_dir_all(&rw).expect("vng's folder");
     let answer = rw.join("answer");
-    let mut c = Command::new(vng);
-    if let Some(bin) = vng.parent() {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let dirs = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
-        c.env("PATH", std::env::join_paths(dirs).expect("PATH"));
-    }
+    let mut c = btfvm::target::vng::vng_command(vng);
     c.arg("--run").arg(vmlinuz);
     if accel == vm::Accel::Tcg {
         c.arg("--disable-kvm");

@@ -52,34 +52,43 @@ pub enum SshdError {
     },
 }
 
+/// A program on PATH, else in the usual bin and sbin folders (sbin is
+/// off an ordinary user's PATH, and dropbear lives there).
+fn find_program(p: &'static str, package: &'static str) -> Result<PathBuf, SshdError> {
+    crate::support::which(p)
+        .or_else(|| {
+            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(p))
+                .find(|c| c.is_file())
+        })
+        .ok_or(SshdError::Missing {
+            program: p,
+            package,
+        })
+}
+
+/// A static busybox on the host: the SSH guest's shell, and what vng
+/// builds its initramfs with.
+pub fn static_busybox() -> Result<PathBuf, SshdError> {
+    let busybox = find_program("busybox", "busybox-static")?;
+    let needs = tools::needed(&busybox).map_err(SshdError::Place)?;
+    if !needs.is_empty() {
+        return Err(SshdError::NotStatic {
+            path: busybox,
+            needs: needs.join(", "),
+        });
+    }
+    Ok(busybox)
+}
+
 impl HostServer {
-    /// Finds dropbear and busybox on the host (PATH, then sbin).
+    /// Finds dropbear and a static busybox on the host.
     pub fn find() -> Result<HostServer, SshdError> {
-        let find = |p: &'static str, package: &'static str| {
-            crate::support::which(p)
-                .or_else(|| {
-                    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                        .iter()
-                        .map(|d| Path::new(d).join(p))
-                        .find(|c| c.is_file())
-                })
-                .ok_or(SshdError::Missing {
-                    program: p,
-                    package,
-                })
-        };
-        let server = HostServer {
-            dropbear: find("dropbear", "dropbear-bin")?,
-            busybox: find("busybox", "busybox-static")?,
-        };
-        let needs = tools::needed(&server.busybox).map_err(SshdError::Place)?;
-        if !needs.is_empty() {
-            return Err(SshdError::NotStatic {
-                path: server.busybox.clone(),
-                needs: needs.join(", "),
-            });
-        }
-        Ok(server)
+        Ok(HostServer {
+            dropbear: find_program("dropbear", "dropbear-bin")?,
+            busybox: static_busybox()?,
+        })
     }
 }
 

@@ -117,9 +117,8 @@ pub fn run_under_vng(b: &OneBoot<'_>, vng: &Path) -> Result<(BootRecord, BootOut
         scenarios: b.planned.len(),
         initramfs_bytes: 0,
     });
-    let busybox = crate::boot::sshd::HostServer::find()
-        .ok()
-        .map(|h| h.busybox);
+    // Where there is none, vng looks for its own.
+    let busybox = crate::boot::sshd::static_busybox().ok();
     let vboot = VngBoot {
         vng,
         kernel: &image.vmlinuz,

@@ -113,8 +113,6 @@ pub struct SshBoot<'a> {
 /// How the run went, and whether the target was left clean.
 pub struct SshOutcome {
     pub outcome: BootOutcome,
-    /// The folder used on the target.
-    pub dir: String,
     /// Err: what could not be removed or stopped, and why.
     pub cleanup: Result<(), String>,
 }
@@ -149,11 +147,7 @@ pub fn run(
     let cleanup = clean(&c, b, &dir);
     let (outcome, channels) = ran?;
     drop(channels);
-    Ok(SshOutcome {
-        outcome,
-        dir,
-        cleanup,
-    })
+    Ok(SshOutcome { outcome, cleanup })
 }
 
 fn push_and_watch(

@@ -174,18 +174,9 @@ fn prepare(b: &VngBoot<'_>) -> Result<(File, Recorder<BufWriter<File>>), VngErro
     Ok((console, recorder))
 }
 
-/// vng's command, its output into the console log, and its helpers found
-/// beside it: vng runs virtme-run from PATH, so a venv's vng given by
-/// path, not activated, finds them only there.
+/// vng's command (`vng_command`), its output into the console log.
 fn command(b: &VngBoot<'_>, argv: &[OsString], console: File) -> Result<Command, VngError> {
-    let mut cmd = Command::new(b.vng);
-    if let Some(bin) = b.vng.parent() {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let dirs = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
-        if let Ok(joined) = std::env::join_paths(dirs) {
-            cmd.env("PATH", joined);
-        }
-    }
+    let mut cmd = vng_command(b.vng);
     let out = console.try_clone().map_err(|source| VngError::Io {
         what: "opening",
         path: b.console_log(),
@@ -196,6 +187,21 @@ fn command(b: &VngBoot<'_>, argv: &[OsString], console: File) -> Result<Command,
         .stdout(out)
         .stderr(console);
     Ok(cmd)
+}
+
+/// `vng`, with the folder it lives in first on PATH: vng runs its helpers
+/// (virtme-run) from PATH, so a venv's vng given by path, not activated,
+/// finds them only there.
+pub fn vng_command(vng: &Path) -> Command {
+    let mut cmd = Command::new(vng);
+    if let Some(bin) = vng.parent() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(dirs) {
+            cmd.env("PATH", joined);
+        }
+    }
+    cmd
 }
 
 /// Prepares the folder, runs vng and watches it to its end. Returns the

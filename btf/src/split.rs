@@ -91,7 +91,7 @@ pub(crate) fn check_refs_and_names(btf: &Btf, base: Option<&Btf>) -> Result<Coun
             check_kind(btf, base, t, site, target, want)
         })?;
         for_each_name(t, |site, name_off| {
-            space.lookup(name_off).map_err(|e| match e {
+            space.check(name_off).map_err(|e| match e {
                 LookupError::OutOfRange { limit } => BtfError::NameOutOfRange {
                     id: t.id,
                     kind: t.kind,

@@ -23,6 +23,9 @@ pub struct Agent<'p, K: Kernel> {
     kmsg: Vec<String>,
     /// Every BTF object ID seen this boot: "new in this boot" means not here.
     seen_ids: BTreeSet<u32>,
+    /// /sys/kernel/btf/vmlinux read once per boot: kernfs hands out a page
+    /// per read(2), so its 5 MB take about 70 ms under TCG (bookworm).
+    vmlinux_sysfs: Option<Vec<u8>>,
     /// vmlinux BTF parsed once per boot: ~4 MB, slow to parse under TCG.
     vmlinux: Option<Btf>,
     /// The result channel's fd, for self-tests that abuse it.
@@ -106,6 +109,7 @@ impl<'p, K: Kernel> Agent<'p, K> {
             kernel,
             kmsg: Vec::new(),
             seen_ids: BTreeSet::new(),
+            vmlinux_sysfs: None,
             vmlinux: None,
             channel: None,
         }
@@ -134,15 +138,20 @@ impl<'p, K: Kernel> Agent<'p, K> {
         }
     }
 
+    /// The bytes of /sys/kernel/btf/vmlinux.
+    pub(crate) fn vmlinux_sysfs(&mut self) -> Result<&[u8], String> {
+        let data = match self.vmlinux_sysfs.take() {
+            Some(data) => data,
+            None => btfobj::sysfs_read(&mut self.kernel, "vmlinux")?,
+        };
+        Ok(self.vmlinux_sysfs.insert(data))
+    }
+
     pub(crate) fn vmlinux_btf(&mut self) -> Result<&Btf, String> {
         let btf = match self.vmlinux.take() {
             Some(btf) => btf,
-            None => {
-                let data = btfobj::sysfs_read(&mut self.kernel, "vmlinux")?;
-                Btf::parse(&data).map_err(|e| {
-                    format!("{} is not valid BTF: {e}", btfobj::sysfs_path("vmlinux"))
-                })?
-            }
+            None => Btf::parse(self.vmlinux_sysfs()?)
+                .map_err(|e| format!("{} is not valid BTF: {e}", btfobj::sysfs_path("vmlinux")))?,
         };
         Ok(self.vmlinux.insert(btf))
     }

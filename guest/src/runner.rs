@@ -19,9 +19,10 @@ pub fn run<K: Kernel>(plan: &Plan, agent: &mut Agent<'_, K>, send: &mut dyn FnMu
         // scenarios still run and the agent still powers off.
         let result = catch_unwind(AssertUnwindSafe(|| {
             for (i, step) in sc.steps.iter().enumerate() {
-                agent
-                    .run_step(&mut state, step)
-                    .map_err(|e| format!("step {} ({}): {e}", i + 1, step_label(step)))?;
+                let t = Instant::now();
+                let r = agent.run_step(&mut state, step);
+                state.obs.step_ms.push(millis(t));
+                r.map_err(|e| format!("step {} ({}): {e}", i + 1, step_label(step)))?;
             }
             Ok::<(), String>(())
         }));
@@ -32,8 +33,10 @@ pub fn run<K: Kernel>(plan: &Plan, agent: &mut Agent<'_, K>, send: &mut dyn FnMu
                 message: format!("agent panicked: {}", panic_text(&panic)),
             },
         };
+        let t = Instant::now();
         agent.snapshot(&mut state);
         let problems = agent.cleanup(&mut state);
+        state.obs.step_ms.push(millis(t));
         if !problems.is_empty() {
             // A module that will not unload poisons every later scenario.
             outcome = match outcome {
@@ -53,6 +56,10 @@ pub fn run<K: Kernel>(plan: &Plan, agent: &mut Agent<'_, K>, send: &mut dyn FnMu
             observations: state.obs,
         });
     }
+}
+
+fn millis(t: Instant) -> u32 {
+    u32::try_from(t.elapsed().as_millis()).unwrap_or(u32::MAX)
 }
 
 fn step_label(step: &btfvm_proto::Step) -> String {

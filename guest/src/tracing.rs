@@ -205,7 +205,7 @@ pub fn unload_after_detach<F: FnMut() -> Result<(), i32>>(
         let r = unload();
         match (r, detached_at) {
             (Err(libc::EAGAIN), Some(t)) if t.elapsed() < RELEASE_WAIT => {
-                std::thread::sleep(Duration::from_millis(20))
+                std::thread::sleep(Duration::from_millis(5))
             }
             _ => return r,
         }

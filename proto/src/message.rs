@@ -54,6 +54,11 @@ pub struct Observations {
     pub kmsg: Vec<String>,
     /// Facts the checks established (IDs, sizes, type ranges).
     pub notes: Vec<String>,
+    /// Each step's wall time in the guest, in order, then the scenario's
+    /// snapshot and cleanup as the last entry: where a scenario's time
+    /// goes under TCG, without a profiler in the guest.
+    #[serde(default)]
+    pub step_ms: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

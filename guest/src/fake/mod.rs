@@ -124,6 +124,8 @@ pub struct FakeKernel {
     pub faults: Faults,
     /// Every module call, in order.
     pub calls: Vec<Call>,
+    /// The /sys/kernel/btf files read, in order.
+    pub sysfs_reads: Vec<String>,
     /// 5.10: GET_INFO knows only the 16-byte bpf_btf_info, and vmlinux BTF
     /// is no object (the ID listing of kernel BTF came with 5.11).
     pre_5_11: bool,
@@ -160,6 +162,7 @@ impl FakeKernel {
         let mut k = FakeKernel {
             faults: Faults::default(),
             calls: Vec::new(),
+            sysfs_reads: Vec::new(),
             pre_5_11: false,
             module_btf: true,
             allow_btf_mismatch: false,
@@ -390,6 +393,7 @@ impl Kernel for FakeKernel {
     }
 
     fn sysfs_btf_read(&mut self, name: &str) -> io::Result<Vec<u8>> {
+        self.sysfs_reads.push(name.to_string());
         let mut data = self.sysfs.get(name).ok_or_else(enoent)?.clone();
         if self.faults.sysfs_bytes_differ {
             if let Some(last) = data.last_mut() {

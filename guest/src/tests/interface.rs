@@ -175,3 +175,15 @@ fn spec_config_compares_the_spec_with_the_config() {
     boot_with(kernel(), super::CONFIG_6_1, &p)
         .fails_with("s", "kernel spec fake does not match the kernel: ");
 }
+
+/// Under TCG a read of /sys/kernel/btf/vmlinux costs about 70 ms (a page
+/// per read(2)): every scenario that needs vmlinux's BTF shares one.
+#[test]
+fn vmlinux_btf_is_read_once_per_boot() {
+    let split = r#"[{"load": "dummy"}, {"expect_split_btf": "dummy"}, "expect_vmlinux_btf"]"#;
+    let b = boot(kernel(), &[("a", split), ("b", split)]);
+    b.passed("a");
+    b.passed("b");
+    let vmlinux_reads = b.kernel.sysfs_reads.iter().filter(|n| *n == "vmlinux");
+    assert_eq!(vmlinux_reads.count(), 1, "{:?}", b.kernel.sysfs_reads);
+}

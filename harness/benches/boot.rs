@@ -60,8 +60,17 @@ fn secs(d: Duration) -> String {
 }
 
 /// The baseline: the same kernel with an init that powers off at once,
-/// under the same QEMU line minus the agent's channel.
-fn bare_command(vmlinuz: &Path, accel: vm::Accel, dir: &Path) -> Vec<std::ffi::OsString> {
+/// under the QEMU line anyone would write (SeaBIOS, the bzImage,
+/// `console=ttyS0 panic=-1`). With `lean` (QEMU and the cache), btfvm's own
+/// line instead (qboot where QEMU has it, the ELF vmlinux through PVH where
+/// the kernel has it, [`args::LEAN_CMDLINE`]): the floor btfvm's boots
+/// stand on.
+fn bare_command(
+    vmlinuz: &Path,
+    accel: vm::Accel,
+    dir: &Path,
+    lean: Option<(&Path, &Path)>,
+) -> Vec<std::ffi::OsString> {
     let mut bare_initrd = Archive::new();
     bare_initrd.add(Entry::file(
         "init",
@@ -71,12 +80,20 @@ fn bare_command(vmlinuz: &Path, accel: vm::Accel, dir: &Path) -> Vec<std::ffi::O
     let initrd = dir.join("bare.cpio");
     std::fs::write(&initrd, bare_initrd.to_bytes()).expect("write initrd");
     let mut bare_args = args::base_args();
+    let (kernel, cmdline) = match lean {
+        Some((qemu, pvh_dir)) => {
+            bare_args.extend(args::firmware_args(vm::find_qboot(qemu).as_deref()));
+            let image = btfvm::boot::pvh::boot_image(vmlinuz, pvh_dir).expect("the PVH image");
+            (image.path().to_path_buf(), args::cmdline(&[]))
+        }
+        None => (vmlinuz.to_path_buf(), args::BASE_CMDLINE.join(" ")),
+    };
     bare_args.extend(args::accel_args(accel));
     bare_args.extend(args::memory_args(
         btfvm::run::settings::DEFAULT_MEMORY_MIB,
         1,
     ));
-    bare_args.extend(args::kernel_args(vmlinuz, &initrd, &args::cmdline(&[])));
+    bare_args.extend(args::kernel_args(&kernel, &initrd, &cmdline));
     bare_args.extend(args::console_args(&dir.join("bare.log")));
     bare_args
 }
@@ -165,7 +182,14 @@ fn main() {
         .unwrap_or_else(|| cache.root().to_path_buf())
         .join(btfvm::run::settings::KVM_RECORD);
     let accel = vm::accel::decide(&qemu, vm::AccelChoice::Auto, scratch.path(), Some(&record));
-    let bare_args = bare_command(&image.vmlinuz, accel.accel, scratch.path());
+    let bare_args = bare_command(&image.vmlinuz, accel.accel, scratch.path(), None);
+    let pvh_dir = cache.subdir("pvh").expect("the cache's pvh folder");
+    let lean_args = bare_command(
+        &image.vmlinuz,
+        accel.accel,
+        scratch.path(),
+        Some((&qemu, &pvh_dir)),
+    );
     let vng = find_vng();
     println!(
         "kernel {} ({}), accel {} ({}), {rounds} rounds",
@@ -174,6 +198,7 @@ fn main() {
     let single = format!("{}::module-load", spec.name);
     let mut names = vec![
         "bare qemu -kernel, init powers off".to_string(),
+        "bare, btfvm's lean line (qboot, PVH, lean cmdline)".to_string(),
         format!("btfvm run --kernel {} (whole suite)", spec.name),
         "btfvm run, one scenario (module-load)".to_string(),
     ];
@@ -196,7 +221,10 @@ fn main() {
     for round in 1..=rounds {
         let (wall, st, rss) = timed(Command::new(&qemu).args(&bare_args).stdin(Stdio::null()));
         assert!(st.success(), "bare boot failed: {st}");
-        let mut results = vec![(wall, rss), btfvm_run(&[])];
+        let (lean_wall, st, lean_rss) =
+            timed(Command::new(&qemu).args(&lean_args).stdin(Stdio::null()));
+        assert!(st.success(), "lean bare boot failed: {st}");
+        let mut results = vec![(wall, rss), (lean_wall, lean_rss), btfvm_run(&[])];
         phases.push(boot_phases(&report));
         results.push(btfvm_run(&["--exact", &single]));
         if let Some(v) = &vng {

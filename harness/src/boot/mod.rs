@@ -8,6 +8,7 @@ pub mod initramfs;
 pub mod modules;
 pub mod plan;
 pub mod plan_modules;
+pub mod pvh;
 pub mod share;
 pub mod sshd;
 pub mod tools;

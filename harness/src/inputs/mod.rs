@@ -3,6 +3,7 @@
 //! form, all from YAML or the command line, with errors that name the
 //! file, line and column.
 
+pub mod append;
 pub mod build_spec;
 pub mod kernelspec;
 pub mod scenario;

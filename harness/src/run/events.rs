@@ -30,6 +30,8 @@ pub enum RunEvent {
         target: Option<String>,
         scenarios: usize,
         initramfs_bytes: u64,
+        /// What QEMU's `-kernel` got, in btfvm's own boots.
+        image: Option<crate::boot::pvh::BootImage>,
     },
     Vm {
         kernel: String,

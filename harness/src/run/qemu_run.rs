@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::booted::{finish, OneBoot, Ran};
 use super::events::RunEvent;
 use super::record::BootRecord;
+use crate::boot::pvh::{self, PvhError};
 use crate::support::{interrupt, tmpdirs};
 use crate::target::ssh_run::TargetError;
 use crate::target::vng::VngError;
@@ -26,6 +27,8 @@ pub enum BootError {
     Target(#[from] TargetError),
     #[error(transparent)]
     Vng(#[from] VngError),
+    #[error(transparent)]
+    Pvh(#[from] PvhError),
 }
 
 pub fn boot_under(b: &OneBoot<'_>, accel: Accel) -> Result<(BootRecord, BootOutcome), BootError> {
@@ -38,6 +41,10 @@ pub fn boot_under(b: &OneBoot<'_>, accel: Accel) -> Result<(BootRecord, BootOutc
         path: initrd.clone(),
         source,
     })?;
+    let boot_image = pvh::boot_image(
+        &image.vmlinuz,
+        &s.cache.subdir("pvh").map_err(PvhError::from)?,
+    )?;
     let timeouts = s.timeouts.resolve(accel, k.spec.boot_timeout);
     // Started before QEMU, which connects to their sockets at once; they
     // go with this guard when the boot is over, however it ends.
@@ -52,9 +59,9 @@ pub fn boot_under(b: &OneBoot<'_>, accel: Accel) -> Result<(BootRecord, BootOutc
         |console_log, channel| QemuParams {
             qemu: s.qemu.clone(),
             accel,
-            kernel: image.vmlinuz.clone(),
+            kernel: boot_image.path().to_path_buf(),
             initrd: initrd.clone(),
-            cmdline_extra: Vec::new(),
+            cmdline_extra: s.cmdline_extra.clone(),
             memory_mib: s.memory_mib,
             console_log: console_log.to_path_buf(),
             channel: channel.to_path_buf(),
@@ -70,6 +77,7 @@ pub fn boot_under(b: &OneBoot<'_>, accel: Accel) -> Result<(BootRecord, BootOutc
         target: None,
         scenarios: planned.len(),
         initramfs_bytes: bytes.len() as u64,
+        image: Some(boot_image.clone()),
     });
     let outcome = vm::boot_with(
         &spec,

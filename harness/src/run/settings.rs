@@ -65,6 +65,8 @@ pub struct RunConfig {
     pub accel: AccelChoice,
     pub timeouts: TimeoutSettings,
     pub memory_mib: u32,
+    /// `--append`: words for the guest kernel's command line.
+    pub cmdline_extra: Vec<String>,
     pub qemu: Option<PathBuf>,
     /// Where kept boots go (default: <cache>/logs).
     pub logs: Option<PathBuf>,
@@ -113,6 +115,8 @@ pub struct RunSettings {
     /// The limit that deadline came from, for messages.
     pub run_limit: Duration,
     pub memory_mib: u32,
+    /// `--append`: words for the guest kernel's command line.
+    pub cmdline_extra: Vec<String>,
     pub logs_dir: PathBuf,
     pub retries: u32,
     /// Boots at once.
@@ -138,11 +142,16 @@ pub enum SettingsError {
     Qemu(#[from] VmError),
     #[error(transparent)]
     Vng(#[from] crate::target::vng::VngError),
+    #[error("--append changes the command line of the kernels btfvm boots; an SSH target runs its kernel already (set its boot loader instead)")]
+    AppendOnTarget,
 }
 
 impl SettingsError {
     pub fn class(&self) -> ErrorClass {
-        ErrorClass::Environment
+        match self {
+            SettingsError::AppendOnTarget => ErrorClass::Input,
+            _ => ErrorClass::Environment,
+        }
     }
 }
 
@@ -150,6 +159,9 @@ impl RunSettings {
     /// Finds QEMU and the cache, sweeps dead runs' temporary folders, and
     /// decides the accelerator (a probe guest under KVM, ~50 ms).
     pub fn prepare(cfg: &RunConfig) -> Result<RunSettings, SettingsError> {
+        if cfg.target.is_some() && !cfg.cmdline_extra.is_empty() {
+            return Err(SettingsError::AppendOnTarget);
+        }
         let cache = Cache::from_env()?;
         // A target needs no QEMU here: a lab's runner may have none.
         let qemu = match (vm::find_qemu(cfg.qemu.as_deref()), &cfg.target) {
@@ -211,6 +223,7 @@ impl RunSettings {
             accel,
             timeouts: cfg.timeouts,
             memory_mib: cfg.memory_mib,
+            cmdline_extra: cfg.cmdline_extra.clone(),
             logs_dir,
             retries: cfg.retries,
             jobs: cfg.jobs.unwrap_or_else(|| default_jobs(cfg.memory_mib)),

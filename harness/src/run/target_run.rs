@@ -62,6 +62,7 @@ pub fn run_on_target(
         target: Some(t.url.to_string()),
         scenarios: planned.len(),
         initramfs_bytes: 0,
+        image: None,
     });
     let boot = SshBoot {
         params: t,
@@ -116,6 +117,7 @@ pub fn run_under_vng(b: &OneBoot<'_>, vng: &Path) -> Result<(BootRecord, BootOut
         target: Some(format!("vng ({})", vng.display())),
         scenarios: b.planned.len(),
         initramfs_bytes: 0,
+        image: None,
     });
     // Where there is none, vng looks for its own.
     let busybox = crate::boot::sshd::static_busybox().ok();
@@ -128,6 +130,7 @@ pub fn run_under_vng(b: &OneBoot<'_>, vng: &Path) -> Result<(BootRecord, BootOut
         memory_mib: s.memory_mib,
         kvm: accel == crate::vm::Accel::Kvm,
         busybox: busybox.as_deref(),
+        cmdline_extra: &s.cmdline_extra,
         workdir: work.path(),
     };
     let (outcome, command) = vng::run(&vboot, &interrupt::requested, &mut |event| {

@@ -67,6 +67,8 @@ pub struct VngBoot<'a> {
     pub kvm: bool,
     /// A static busybox for vng's initramfs, when the host has one.
     pub busybox: Option<&'a Path>,
+    /// `--append`: the user's words for the kernel's command line.
+    pub cmdline_extra: &'a [String],
     /// The run's folder: the plan's files, the result file, the console.
     pub workdir: &'a Path,
 }
@@ -90,9 +92,9 @@ impl VngBoot<'_> {
 }
 
 /// vng's command line: the kernel, no KVM where btfvm chose TCG, the
-/// guest's memory, the result folder writable, the console verbose (the
-/// kernel log is what splat detection reads), and the agent as the one
-/// command.
+/// guest's memory, btfvm's lean kernel parameters and the user's, the
+/// result folder writable, the console verbose (the kernel log is what
+/// splat detection reads), and the agent as the one command.
 pub fn args(b: &VngBoot<'_>) -> Vec<OsString> {
     let root = b.root();
     let mut exec = OsString::new();
@@ -119,9 +121,16 @@ pub fn args(b: &VngBoot<'_>) -> Vec<OsString> {
         v.push("--busybox".into());
         v.push(bb.into());
     }
+    let kernel_words: Vec<&str> = crate::vm::args::LEAN_CMDLINE
+        .iter()
+        .copied()
+        .chain(b.cmdline_extra.iter().map(String::as_str))
+        .collect();
     v.extend([
         "--memory".into(),
         format!("{}M", b.memory_mib).into(),
+        "--append".into(),
+        kernel_words.join(" ").into(),
         "--rwdir".into(),
         b.rw().into_os_string(),
         "--verbose".into(),
@@ -325,6 +334,7 @@ mod tests {
             memory_mib: 384,
             kvm: false,
             busybox: Some(Path::new("/bin/busybox")),
+            cmdline_extra: &["initcall_debug".to_string()],
             workdir: Path::new("/w/it's"),
         };
         let a: Vec<String> = args(&b)
@@ -341,6 +351,8 @@ mod tests {
                 "/bin/busybox",
                 "--memory",
                 "384M",
+                "--append",
+                "rcupdate.rcu_expedited=1 cryptomgr.notests initcall_debug",
                 "--rwdir",
                 "/w/it's/rw",
                 "--verbose",

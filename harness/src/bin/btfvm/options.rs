@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use btfvm::inputs::append::KernelArgs;
 use btfvm::inputs::share::Share;
 use btfvm::inputs::{input_dir, DirOrigin, InputDir};
 use btfvm::run::partition::Partition;
@@ -41,6 +42,12 @@ pub struct VmOptions {
     /// Guest memory in MiB (at least 128).
     #[arg(long, default_value_t = btfvm::run::settings::DEFAULT_MEMORY_MIB, value_name = "MIB", value_parser = memory)]
     pub memory: u32,
+    /// Words for the guest kernel's command line (initcall_debug,
+    /// dyndbg=..., cryptomgr.notests=0); repeatable, added after btfvm's
+    /// own, so a repeated parameter is the user's. console=, init=,
+    /// rdinit=, panic=, quiet and loglevel below 5 are refused.
+    #[arg(long = "append", value_name = "ARGS", value_parser = append)]
+    pub append: Vec<KernelArgs>,
     /// QEMU binary (default: qemu-system-x86_64 on PATH).
     #[arg(long, value_name = "PATH")]
     pub qemu: Option<PathBuf>,
@@ -173,6 +180,10 @@ fn private_key(s: &str) -> Result<PathBuf, String> {
     }
 }
 
+fn append(s: &str) -> Result<KernelArgs, String> {
+    KernelArgs::parse(s).map_err(|e| e.to_string())
+}
+
 fn share(s: &str) -> Result<Share, String> {
     Share::parse(s).map_err(|e| e.to_string())
 }
@@ -302,6 +313,7 @@ impl VmOptions {
                 run: secs(self.run_timeout),
             },
             memory_mib: self.memory,
+            cmdline_extra: KernelArgs::join(&self.append),
             qemu: self.qemu.clone(),
             logs: self.logs.clone(),
             retries,

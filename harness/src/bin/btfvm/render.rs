@@ -1,6 +1,7 @@
 //! Everything btfvm prints about a run, on stderr (stdout belongs to
 //! libtest's lines): one line per event, and a build's live progress.
 
+use btfvm::boot::pvh::BootImage;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -36,10 +37,16 @@ impl Renderer {
                 target,
                 scenarios,
                 initramfs_bytes,
+                image,
             } => match (way, target) {
                 (Way::Qemu, _) => say!(
-                    "btfvm: {kernel}: booting for {scenarios} scenario(s), initramfs {} KiB",
-                    initramfs_bytes / 1024
+                    "btfvm: {kernel}: booting for {scenarios} scenario(s), initramfs {} KiB{}",
+                    initramfs_bytes / 1024,
+                    match image {
+                        Some(BootImage::Pvh(_)) => ", its ELF vmlinux through PVH".to_string(),
+                        Some(BootImage::BzImage { why, .. }) => format!(", the bzImage: {why}"),
+                        None => String::new(),
+                    }
                 ),
                 (_, t) => say!(
                     "btfvm: {kernel}: running {scenarios} scenario(s) on {}",

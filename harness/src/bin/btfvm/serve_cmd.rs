@@ -180,6 +180,9 @@ pub fn serve_ssh(a: ServeArgs) -> CmdResult {
     );
     let console = work.path().join("console.log");
     let firmware = vm::find_qboot(&qemu);
+    let pvh_dir = cache.subdir("pvh").map_err(Classified::env)?;
+    let boot_image =
+        btfvm::boot::pvh::boot_image(&image.vmlinuz, &pvh_dir).map_err(Classified::env)?;
     let net = UserNet {
         host_port: port,
         guest_port: 22,
@@ -188,7 +191,7 @@ pub fn serve_ssh(a: ServeArgs) -> CmdResult {
         &QemuParams {
             qemu,
             accel: decision.accel,
-            kernel: image.vmlinuz.clone(),
+            kernel: boot_image.path().to_path_buf(),
             initrd,
             cmdline_extra: Vec::new(),
             memory_mib: a.memory,

@@ -62,9 +62,9 @@ fn secs(d: Duration) -> String {
 /// The baseline: the same kernel with an init that powers off at once,
 /// under the QEMU line anyone would write (SeaBIOS, the bzImage,
 /// `console=ttyS0 panic=-1`). With `lean` (QEMU and the cache), btfvm's own
-/// line instead (qboot where QEMU has it, the ELF vmlinux through PVH where
-/// the kernel has it, [`args::LEAN_CMDLINE`]): the floor btfvm's boots
-/// stand on.
+/// line instead (no ACPI PCI hotplug, qboot where QEMU has it, the ELF
+/// vmlinux through PVH where the kernel has it, [`args::LEAN_CMDLINE`]):
+/// the floor btfvm's boots stand on.
 fn bare_command(
     vmlinuz: &Path,
     accel: vm::Accel,
@@ -82,6 +82,7 @@ fn bare_command(
     let mut bare_args = args::base_args();
     let (kernel, cmdline) = match lean {
         Some((qemu, pvh_dir)) => {
+            bare_args.extend(args::lean_machine_args());
             bare_args.extend(args::firmware_args(vm::find_qboot(qemu).as_deref()));
             let image = btfvm::boot::pvh::boot_image(vmlinuz, pvh_dir).expect("the PVH image");
             (image.path().to_path_buf(), args::cmdline(&[]))
@@ -377,7 +378,7 @@ type Phase = fn(&BootPhases) -> Option<u64>;
 /// Median of each phase over the rounds.
 fn print_phases(rounds: &[BootPhases]) {
     let fields: [(&str, Phase); 7] = [
-        ("QEMU, firmware, decompression", |p| p.to_kernel_ms),
+        ("QEMU, firmware, to the kernel", |p| p.to_kernel_ms),
         ("kernel init", |p| p.kernel_init_ms),
         ("  (initramfs unpacked at)", |p| p.initramfs_unpacked_at_ms),
         ("agent start", |p| p.agent_start_ms),

@@ -62,7 +62,7 @@ pub enum NotPvh {
     Compression(String),
     #[error("its {format} payload does not unpack: {why}")]
     Corrupt { format: String, why: String },
-    #[error("its payload unpacks past {} MiB", MAX_VMLINUX >> 20)]
+    #[error("it, or its payload unpacked, is larger than {} MiB", MAX_VMLINUX >> 20)]
     TooBig,
     #[error("the unpacked payload is not a 64-bit ELF: {0}")]
     NotElf(String),
@@ -93,10 +93,18 @@ pub enum PvhError {
 /// (tinyconfig 6.1, XZ), too much to pay at every boot. A hit costs about
 /// 20 ms (reading and hashing a 14 MB bzImage).
 pub fn boot_image(vmlinuz: &Path, dir: &Path) -> Result<BootImage, PvhError> {
-    let bz = std::fs::read(vmlinuz).map_err(|source| PvhError::Read {
+    let read_err = |source| PvhError::Read {
         path: vmlinuz.to_path_buf(),
         source,
-    })?;
+    };
+    let size = std::fs::metadata(vmlinuz).map_err(read_err)?.len();
+    if size > MAX_VMLINUX {
+        return Ok(BootImage::BzImage {
+            path: vmlinuz.to_path_buf(),
+            why: NotPvh::TooBig,
+        });
+    }
+    let bz = std::fs::read(vmlinuz).map_err(read_err)?;
     let key = hex(&Sha256::digest(&bz)[..16]);
     let elf_path = dir.join(format!("{key}.elf"));
     let why_path = dir.join(format!("{key}.bzimage.json"));

@@ -6,8 +6,10 @@
 //!   BTFVM_BENCH_KERNEL=trixie BTFVM_BENCH_ROUNDS=10 cargo bench --bench boot
 //!
 //! Next to them, in the same rounds: one scenario alone, the suite booted
-//! by virtme-ng (`--runner vng`), and vng alone doing the check a vng user
-//! would type (boot, modprobe dummy, /sys/kernel/btf/dummy); then, after
+//! by virtme-ng (`--runner vng`), vng alone doing the check a vng user
+//! would type (boot, modprobe dummy, /sys/kernel/btf/dummy), and vmtest
+//! alone doing it (readied by peers/vmtest-prepare.sh, which says what it
+//! needs; without it the row is left out, with the reason); then, after
 //! them, the suite over SSH on a guest `btfvm serve-ssh` booted once. A PNG chart
 //! of the medians goes to target/bench-boot.png (BTFVM_BENCH_CHART).
 //!
@@ -141,6 +143,140 @@ fn find_vng() -> Option<std::path::PathBuf> {
     btfvm::target::vng::find(None).ok()
 }
 
+/// vmtest, ready to boot `image` (`peers/vmtest-prepare.sh` says what it
+/// does and needs): its path and its config, or None after saying why.
+fn vmtest_ready(
+    image: &btfvm::kernel::KernelImage,
+    accel: vm::Accel,
+    root: &Path,
+) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let out = root.join("target/vmtest-peer");
+    let prepared = Command::new("sh")
+        .arg(root.join("harness/benches/peers/vmtest-prepare.sh"))
+        .arg(&out)
+        .arg(&image.release)
+        .arg(&image.modules_dir)
+        .arg(&image.vmlinuz)
+        .arg(accel.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !prepared.status.success() {
+        return None;
+    }
+    let vmtest = String::from_utf8_lossy(&prepared.stdout).trim().to_string();
+    Some((vmtest.into(), out.join("vmtest.toml")))
+}
+
+/// vmtest doing the check: boot, insmod dummy, /sys/kernel/btf/dummy.
+fn vmtest_check(vmtest: &Path, config: &Path, dir: &Path) -> (Duration, u64) {
+    let log = dir.join("vmtest.log");
+    let out = std::fs::File::create(&log).expect("vmtest's log");
+    let (wall, st, rss) = timed(
+        Command::new(vmtest)
+            .arg("-c")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("vmtest's log"))
+            .stderr(out),
+    );
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        st.success() && said.contains("btf-ok"),
+        "vmtest's check did not pass ({st}), see {}",
+        log.display()
+    );
+    (wall, rss)
+}
+
+/// What every contender of a round shares.
+struct Bench {
+    kernel: String,
+    root: std::path::PathBuf,
+    cache: btfvm::support::cache::Cache,
+    image: btfvm::kernel::KernelImage,
+    qemu: std::path::PathBuf,
+    scratch: tempfile::TempDir,
+    report: std::path::PathBuf,
+}
+
+impl Bench {
+    /// `btfvm run` on the bench's kernel as a process, writing the report.
+    fn btfvm_run(&self, extra: &[&str]) -> (Duration, u64) {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_btfvm"));
+        c.args(["run", "--kernel", &self.kernel, "-q", "--report"])
+            .arg(&self.report)
+            .arg("--kernels-dir")
+            .arg(self.root.join("kernels"))
+            .arg("--scenarios")
+            .arg(self.root.join("scenarios"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let (wall, st, rss) = timed(&mut c);
+        assert!(st.success(), "btfvm run {extra:?} failed: {st}");
+        (wall, rss)
+    }
+
+    fn qemu_run(&self, args: &[std::ffi::OsString], what: &str) -> (Duration, u64) {
+        let (wall, st, rss) = timed(Command::new(&self.qemu).args(args).stdin(Stdio::null()));
+        assert!(st.success(), "{what} failed: {st}");
+        (wall, rss)
+    }
+}
+
+type Contender<'a> = (String, Box<dyn Fn() -> (Duration, u64) + 'a>);
+
+/// Each row's name and how one round runs it, in the rounds' order; the
+/// whole suite is third (its report gives the phases).
+fn contenders(b: &Bench, accel: vm::Accel) -> Vec<Contender<'_>> {
+    let dir = b.scratch.path();
+    let bare = bare_command(&b.image.vmlinuz, accel, dir, None);
+    let pvh_dir = b.cache.subdir("pvh").expect("the cache's pvh folder");
+    let lean = bare_command(&b.image.vmlinuz, accel, dir, Some((&b.qemu, &pvh_dir)));
+    let single = format!("{}::module-load", b.kernel);
+    let mut v: Vec<Contender<'_>> = vec![
+        (
+            "bare qemu -kernel, init powers off".into(),
+            Box::new(move || b.qemu_run(&bare, "bare boot")),
+        ),
+        (
+            "bare, btfvm's lean line (qboot, PVH, lean cmdline)".into(),
+            Box::new(move || b.qemu_run(&lean, "lean bare boot")),
+        ),
+        (
+            format!("btfvm run --kernel {} (whole suite)", b.kernel),
+            Box::new(|| b.btfvm_run(&[])),
+        ),
+        (
+            "btfvm run, one scenario (module-load)".into(),
+            Box::new(move || b.btfvm_run(&["--exact", &single])),
+        ),
+    ];
+    match find_vng() {
+        Some(vng) => {
+            let path = vng.to_string_lossy().into_owned();
+            v.push((
+                "btfvm run --runner vng (whole suite)".into(),
+                Box::new(move || b.btfvm_run(&["--runner", "vng", "--vng", &path])),
+            ));
+            v.push((
+                "vng alone: boot, modprobe dummy, /sys/kernel/btf/dummy".into(),
+                Box::new(move || vng_check(&vng, &b.image.vmlinuz, accel, dir)),
+            ));
+        }
+        None => println!("vng: not installed, its rows are left out (python3 -m venv ~/.local/vng && ~/.local/vng/bin/pip install virtme-ng)"),
+    }
+    if let Some((vmtest, config)) = vmtest_ready(&b.image, accel, &b.root) {
+        v.push((
+            "vmtest 0.18 alone: boot, insmod dummy, /sys/kernel/btf/dummy".into(),
+            Box::new(move || vmtest_check(&vmtest, &config, dir)),
+        ));
+    }
+    v
+}
+
 fn main() {
     // `cargo bench` passes --bench; anything else is a libtest filter we ignore.
     let kernel = std::env::var("BTFVM_BENCH_KERNEL").unwrap_or_else(|_| "bookworm".into());
@@ -156,99 +292,64 @@ fn main() {
         .expect("BTFVM_BENCH_KERNEL names a spec in kernels/");
     let cache = btfvm::support::cache::Cache::from_env().expect("cache dir");
     let image = acquire(&spec.source, &cache, None, &mut |_| {}).expect("kernel");
-    let qemu = vm::find_qemu(None).expect("qemu");
     let scratch = tempfile::tempdir().expect("tempdir");
-    let bin = env!("CARGO_BIN_EXE_btfvm");
-    let report = scratch.path().join("report.json");
-    let btfvm_run = |extra: &[&str]| {
-        let mut c = Command::new(bin);
-        c.args(["run", "--kernel", &spec.name, "-q", "--report"])
-            .arg(&report)
-            .arg("--kernels-dir")
-            .arg(root.join("kernels"))
-            .arg("--scenarios")
-            .arg(root.join("scenarios"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let (wall, st, rss) = timed(&mut c);
-        assert!(st.success(), "btfvm run {extra:?} failed: {st}");
-        (wall, rss)
+    let b = Bench {
+        kernel: spec.name.clone(),
+        report: scratch.path().join("report.json"),
+        root,
+        cache,
+        image,
+        qemu: vm::find_qemu(None).expect("qemu"),
+        scratch,
     };
     // Untimed: fills the caches, and on a host whose KVM passes the probe
     // but fails real boots, leaves the record the bare boot must heed too.
-    btfvm_run(&[]);
+    b.btfvm_run(&[]);
     let record = btfvm::support::state::state_dir()
-        .unwrap_or_else(|| cache.root().to_path_buf())
+        .unwrap_or_else(|| b.cache.root().to_path_buf())
         .join(btfvm::run::settings::KVM_RECORD);
-    let accel = vm::accel::decide(&qemu, vm::AccelChoice::Auto, scratch.path(), Some(&record));
-    let bare_args = bare_command(&image.vmlinuz, accel.accel, scratch.path(), None);
-    let pvh_dir = cache.subdir("pvh").expect("the cache's pvh folder");
-    let lean_args = bare_command(
-        &image.vmlinuz,
-        accel.accel,
-        scratch.path(),
-        Some((&qemu, &pvh_dir)),
+    let accel = vm::accel::decide(
+        &b.qemu,
+        vm::AccelChoice::Auto,
+        b.scratch.path(),
+        Some(&record),
     );
-    let vng = find_vng();
     println!(
         "kernel {} ({}), accel {} ({}), {rounds} rounds",
-        spec.name, image.origin, accel.accel, accel.reason
+        b.kernel, b.image.origin, accel.accel, accel.reason
     );
-    let single = format!("{}::module-load", spec.name);
-    let mut names = vec![
-        "bare qemu -kernel, init powers off".to_string(),
-        "bare, btfvm's lean line (qboot, PVH, lean cmdline)".to_string(),
-        format!("btfvm run --kernel {} (whole suite)", spec.name),
-        "btfvm run, one scenario (module-load)".to_string(),
-    ];
-    if vng.is_some() {
-        names.push("btfvm run --runner vng (whole suite)".into());
-        names.push("vng alone: boot, modprobe dummy, /sys/kernel/btf/dummy".into());
-    } else {
-        println!("vng: not installed, its rows are left out (python3 -m venv ~/.local/vng && ~/.local/vng/bin/pip install virtme-ng)");
-    }
-    println!("vmtest: not measured: it boots with its root on 9p, which Debian's cloud kernels lack, and it forces KVM whenever /dev/kvm exists");
-    let mut rows: Vec<Row> = names
-        .into_iter()
-        .map(|name| Row {
-            name,
+    let contenders = contenders(&b, accel.accel);
+    let mut rows: Vec<Row> = contenders
+        .iter()
+        .map(|(name, _)| Row {
+            name: name.clone(),
             walls: Vec::new(),
             rss: Vec::new(),
         })
         .collect();
     let mut phases = Vec::new();
     for round in 1..=rounds {
-        let (wall, st, rss) = timed(Command::new(&qemu).args(&bare_args).stdin(Stdio::null()));
-        assert!(st.success(), "bare boot failed: {st}");
-        let (lean_wall, st, lean_rss) =
-            timed(Command::new(&qemu).args(&lean_args).stdin(Stdio::null()));
-        assert!(st.success(), "lean bare boot failed: {st}");
-        let mut results = vec![(wall, rss), (lean_wall, lean_rss), btfvm_run(&[])];
-        phases.push(boot_phases(&report));
-        results.push(btfvm_run(&["--exact", &single]));
-        if let Some(v) = &vng {
-            let path = v.to_string_lossy().into_owned();
-            results.push(btfvm_run(&["--runner", "vng", "--vng", &path]));
-            results.push(vng_check(v, &image.vmlinuz, accel.accel, scratch.path()));
-        }
-        let line: Vec<String> = results.iter().map(|(w, _)| secs(*w)).collect();
-        println!("round {round}: {}", line.join("  "));
-        for (row, (w, rss)) in rows.iter_mut().zip(results) {
-            row.walls.push(w);
+        let mut line = Vec::new();
+        for (i, (row, (_, run))) in rows.iter_mut().zip(&contenders).enumerate() {
+            let (wall, rss) = run();
+            if i == 2 {
+                phases.push(boot_phases(&b.report));
+            }
+            line.push(secs(wall));
+            row.walls.push(wall);
             row.rss.push(rss);
         }
+        println!("round {round}: {}", line.join("  "));
     }
-    if let Some(row) = ssh_rows(bin, &root, &spec.name, rounds) {
+    if let Some(row) = ssh_rows(env!("CARGO_BIN_EXE_btfvm"), &b.root, &b.kernel, rounds) {
         rows.push(row);
     }
     print_table(&mut rows);
     print_phases(&phases);
     let chart = std::env::var_os("BTFVM_BENCH_CHART")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target/bench-boot.png"));
-    match chart::draw(&chart, &spec.name, &rows_for_chart(&mut rows)) {
+        .unwrap_or_else(|| b.root.join("target/bench-boot.png"));
+    match chart::draw(&chart, &b.kernel, &rows_for_chart(&mut rows)) {
         Ok(()) => println!("\nchart: {}", chart.display()),
         Err(e) => println!("\nchart: not drawn: {e}"),
     }

@@ -6,6 +6,7 @@
 
 pub mod accel;
 pub mod args;
+pub mod cmdline;
 pub mod console;
 pub mod driver;
 pub mod fed;

@@ -107,10 +107,12 @@ fn bookworm_entry(cache: &Path) -> PathBuf {
         .flatten()
         .map(|e| e.path())
         .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("linux-image-6.1.0-")
+            // The cloud kernel the bookworm spec names: the cache may also
+            // hold bookworm's generic kernel (`btfvm fetch
+            // debian:bookworm:linux-image-6.1.0-50-amd64`), and damaging
+            // that one would test nothing.
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("linux-image-6.1.0-") && name.contains("-cloud-")
         })
         .expect("bookworm entry")
 }

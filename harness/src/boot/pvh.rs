@@ -86,6 +86,16 @@ pub enum PvhError {
     },
 }
 
+/// What became of one bzImage, kept as `<key>.json` next to its ELF: the
+/// ELF's length (written after the ELF, so a record means a whole ELF,
+/// and a truncated one is made again), or why it boots as it is.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Record {
+    Pvh { elf_bytes: u64 },
+    BzImage(NotPvh),
+}
+
 /// The image to boot for `vmlinuz`: its ELF from `dir` (made there the
 /// first time, named by the bzImage's SHA-256, so a rebuilt kernel can
 /// never boot a stale ELF), or the bzImage with the reason, also kept
@@ -97,41 +107,65 @@ pub fn boot_image(vmlinuz: &Path, dir: &Path) -> Result<BootImage, PvhError> {
         path: vmlinuz.to_path_buf(),
         source,
     };
-    let size = std::fs::metadata(vmlinuz).map_err(read_err)?.len();
-    if size > MAX_VMLINUX {
-        return Ok(BootImage::BzImage {
-            path: vmlinuz.to_path_buf(),
-            why: NotPvh::TooBig,
-        });
-    }
-    let bz = std::fs::read(vmlinuz).map_err(read_err)?;
-    let key = hex(&Sha256::digest(&bz)[..16]);
-    let elf_path = dir.join(format!("{key}.elf"));
-    let why_path = dir.join(format!("{key}.bzimage.json"));
     let bzimage = |why| BootImage::BzImage {
         path: vmlinuz.to_path_buf(),
         why,
     };
-    if elf_path.is_file() {
-        return Ok(BootImage::Pvh(elf_path));
+    if std::fs::metadata(vmlinuz).map_err(read_err)?.len() > MAX_VMLINUX {
+        return Ok(bzimage(NotPvh::TooBig));
     }
-    // A reason that does not parse (an older btfvm's) is made again.
-    if let Ok(Ok(why)) = std::fs::read(&why_path).map(|b| serde_json::from_slice(&b)) {
-        return Ok(bzimage(why));
+    let bz = std::fs::read(vmlinuz).map_err(read_err)?;
+    let key = hex(&Sha256::digest(&bz)[..16]);
+    let elf_path = dir.join(format!("{key}.elf"));
+    let record_path = dir.join(format!("{key}.json"));
+    // A record that does not parse (an older btfvm's) is made again.
+    match std::fs::read(&record_path).map(|b| serde_json::from_slice(&b)) {
+        Ok(Ok(Record::BzImage(why))) => return Ok(bzimage(why)),
+        Ok(Ok(Record::Pvh { elf_bytes }))
+            if std::fs::metadata(&elf_path).is_ok_and(|m| m.len() == elf_bytes) =>
+        {
+            // Used now: pruning keeps the most recently used.
+            if let Ok(f) = std::fs::File::options().append(true).open(&elf_path) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
+            return Ok(BootImage::Pvh(elf_path));
+        }
+        _ => {}
     }
-    match extract(&bz) {
+    let (record, image) = match extract(&bz) {
         Ok(elf) => {
             write_atomic(&elf_path, &elf)?;
-            Ok(BootImage::Pvh(elf_path))
+            prune(dir, KEEP_ELFS);
+            let elf_bytes = elf.len() as u64;
+            (Record::Pvh { elf_bytes }, BootImage::Pvh(elf_path))
         }
-        Err(why) => {
-            let json = serde_json::to_vec(&why).map_err(|source| PvhError::Json {
-                path: why_path.clone(),
-                source,
-            })?;
-            write_atomic(&why_path, &json)?;
-            Ok(bzimage(why))
-        }
+        Err(why) => (Record::BzImage(why.clone()), bzimage(why)),
+    };
+    let json = serde_json::to_vec(&record).map_err(|source| PvhError::Json {
+        path: record_path.clone(),
+        source,
+    })?;
+    write_atomic(&record_path, &json)?;
+    Ok(image)
+}
+
+/// ELFs kept: each is 40-60 MB, and a bisect over a PVH kernel makes one
+/// per step.
+const KEEP_ELFS: usize = 12;
+
+/// Removes all but the `keep` most recently used ELFs of `dir`.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut elfs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "elf"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    elfs.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (_, old) in elfs.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(old);
     }
 }
 
@@ -433,6 +467,11 @@ mod tests {
             elf(XEN_ELFNOTE_PHYS32_ENTRY)
         );
         assert_eq!(boot_image(&bz, &cache).unwrap(), first);
+        // A truncated ELF is made again.
+        let whole = std::fs::read(elf_path).unwrap();
+        std::fs::write(elf_path, &whole[..whole.len() / 2]).unwrap();
+        assert_eq!(boot_image(&bz, &cache).unwrap(), first);
+        assert_eq!(std::fs::read(elf_path).unwrap(), whole);
         // Another kernel in the same place is looked at afresh, and why it
         // boots as a bzImage is kept.
         std::fs::write(&bz, bzimage(&gzip(&elf(XEN_ELFNOTE_PHYS32_ENTRY + 1)))).unwrap();
@@ -441,8 +480,29 @@ mod tests {
             why: NotPvh::NoPvhNote,
         };
         assert_eq!(boot_image(&bz, &cache).unwrap(), want);
-        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 3);
         assert_eq!(boot_image(&bz, &cache).unwrap(), want);
+    }
+
+    #[test]
+    fn only_the_most_recently_used_elfs_are_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let t0 = std::time::SystemTime::now() - std::time::Duration::from_secs(100);
+        for i in 0..5u64 {
+            let p = d.path().join(format!("{i}.elf"));
+            std::fs::write(&p, b"x").unwrap();
+            let f = std::fs::File::options().append(true).open(&p).unwrap();
+            f.set_modified(t0 + std::time::Duration::from_secs(i))
+                .unwrap();
+        }
+        std::fs::write(d.path().join("a.bzimage.json"), b"{}").unwrap();
+        prune(d.path(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["3.elf", "4.elf", "a.bzimage.json"]);
     }
 
     #[test]

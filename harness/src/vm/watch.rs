@@ -18,6 +18,14 @@ use super::{BootEnd, Timeouts, VmEvent};
 /// -no-reboot); if it does not, the panic is reported anyway.
 pub const PANIC_GRACE: Duration = Duration::from_secs(2);
 
+/// An Oops or BUG before the agent's hello, then this long without it:
+/// the boot is over (NoHello) instead of waiting out the hello limit (60 s
+/// under TCG). Why: bookworm-backports' 6.12 sometimes oopses in
+/// `trace_event_eval_update` at 1 s of uptime under TCG and never reaches
+/// /init; each such boot cost a minute of `cargo test` before its retry.
+/// A healthy boot goes from such an early point to the hello in 1-3 s.
+pub const EARLY_OOPS_GRACE: Duration = Duration::from_secs(15);
+
 /// One thing that happened, as the driver saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -62,6 +70,8 @@ pub struct Watch {
     current: Option<(String, Duration)>,
     finished: usize,
     panic_at: Option<Duration>,
+    /// The first Oops or BUG before the hello.
+    early_oops_at: Option<Duration>,
     messages: Vec<Message>,
     end: Option<BootEnd>,
     last: Duration,
@@ -77,6 +87,7 @@ impl Watch {
             current: None,
             finished: 0,
             panic_at: None,
+            early_oops_at: None,
             messages: Vec::new(),
             end: None,
             last: Duration::ZERO,
@@ -138,8 +149,13 @@ impl Watch {
         if at >= self.timeouts.wall {
             return Some(BootEnd::TimedOut { after: at });
         }
-        if self.hello_at.is_none() && at >= self.timeouts.hello {
-            return Some(BootEnd::NoHello { after: at });
+        if self.hello_at.is_none() {
+            let oops_silence = self
+                .early_oops_at
+                .is_some_and(|o| at.saturating_sub(o) >= EARLY_OOPS_GRACE);
+            if at >= self.timeouts.hello || oops_silence {
+                return Some(BootEnd::NoHello { after: at });
+            }
         }
         if let Some((name, since)) = &self.current {
             let ran = at.saturating_sub(*since);
@@ -166,6 +182,9 @@ impl Watch {
         for (kind, line) in new {
             if kind == SplatKind::Panic && self.panic_at.is_none() {
                 self.panic_at = Some(at);
+            }
+            if matches!(kind, SplatKind::Oops | SplatKind::Bug) && self.hello_at.is_none() {
+                self.early_oops_at.get_or_insert(at);
             }
             on_event(&VmEvent::Splat {
                 kind,
@@ -363,6 +382,45 @@ mod tests {
             }
         ));
         assert_eq!(w.finish().splats.len(), 1);
+    }
+
+    #[test]
+    fn an_oops_before_the_hello_ends_a_silent_boot_early_but_not_a_live_one() {
+        let oops = b"[    1.04] Oops: general protection fault, probably for non-canonical address 0x5f43: 0000 [#1] PREEMPT SMP NOPTI\n".to_vec();
+        let t = Timeouts {
+            hello: Duration::from_secs(60),
+            ..timeouts()
+        };
+        let mut w = Watch::new(t);
+        let (end, _) = run(
+            &mut w,
+            &[
+                (1.0, Input::Console(oops.clone())),
+                (15.9, Input::Tick),
+                (16.0, Input::Tick),
+            ],
+        );
+        assert_eq!(end, Some(BootEnd::NoHello { after: s(16.0) }));
+        assert_eq!(w.finish().splats.len(), 1);
+        // The agent speaks within the grace: the boot goes on.
+        let mut w = Watch::new(t);
+        let (end, _) = run(
+            &mut w,
+            &[
+                (1.0, Input::Console(oops.clone())),
+                (3.0, Input::Channel(hello())),
+                (30.0, Input::Tick),
+            ],
+        );
+        assert_eq!(end, None);
+        // A WARNING before the hello is no reason to stop waiting.
+        let mut w = Watch::new(t);
+        let warn = b"[    1.01] WARNING: CPU: 0 PID: 1 at arch/x86/kernel/traps.c:1120 exc_debug_kernel+0xca/0x160\n";
+        let (end, _) = run(
+            &mut w,
+            &[(1.0, Input::Console(warn.to_vec())), (30.0, Input::Tick)],
+        );
+        assert_eq!(end, None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use object::Endianness;
 use sha2::{Digest, Sha256};
 
 use crate::support::cache::{write_atomic, CacheError};
+use crate::support::hex;
 
 /// Larger than any vmlinux (Debian's are 40-60 MB, with BTF): a payload
 /// that unpacks past this is not a kernel, and memory is not spent on it.
@@ -167,10 +168,6 @@ fn prune(dir: &Path, keep: usize) {
     for (_, old) in elfs.into_iter().skip(keep) {
         let _ = std::fs::remove_file(old);
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The ELF vmlinux inside a bzImage, if it has a PVH entry.

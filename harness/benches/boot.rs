@@ -28,11 +28,9 @@ use btfvm::vm::{self, args};
 
 #[path = "chart.rs"]
 mod chart;
+mod common;
 
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use common::median;
 
 /// Runs `cmd` to its end: wall time, and the peak resident memory of the
 /// largest process in its tree (wait4's ru_maxrss covers the waited-for
@@ -203,17 +201,9 @@ struct Bench {
 impl Bench {
     /// `btfvm run` on the bench's kernel as a process, writing the report.
     fn btfvm_run(&self, extra: &[&str]) -> (Duration, u64) {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_btfvm"));
-        c.args(["run", "--kernel", &self.kernel, "-q", "--report"])
-            .arg(&self.report)
-            .arg("--kernels-dir")
-            .arg(self.root.join("kernels"))
-            .arg("--scenarios")
-            .arg(self.root.join("scenarios"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let report = self.report.to_string_lossy();
+        let mut c = common::btfvm_run(&self.root, &["--kernel", &self.kernel, "--report", &report]);
+        c.args(extra);
         let (wall, st, rss) = timed(&mut c);
         assert!(st.success(), "btfvm run {extra:?} failed: {st}");
         (wall, rss)
@@ -400,26 +390,20 @@ fn ssh_rows(bin: &str, root: &Path, kernel: &str, rounds: usize) -> Option<Row> 
     };
     if url.trim().starts_with("ssh://") {
         for _ in 0..rounds {
-            let mut c = Command::new(bin);
-            c.args([
-                "run",
-                "--kernel",
-                kernel,
-                "-q",
-                "--target",
-                url.trim(),
-                "--ssh-key",
-            ])
-            .arg(&key)
-            .arg("--known-hosts")
-            .arg(&known)
-            .arg("--kernels-dir")
-            .arg(root.join("kernels"))
-            .arg("--scenarios")
-            .arg(root.join("scenarios"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            let (key, known) = (key.to_string_lossy(), known.to_string_lossy());
+            let mut c = common::btfvm_run(
+                root,
+                &[
+                    "--kernel",
+                    kernel,
+                    "--target",
+                    url.trim(),
+                    "--ssh-key",
+                    &key,
+                    "--known-hosts",
+                    &known,
+                ],
+            );
             let (wall, st, rss) = timed(&mut c);
             assert!(st.success(), "btfvm run --target failed: {st}");
             row.walls.push(wall);

@@ -7,30 +7,20 @@
 //!   BTFVM_BENCH_ROUNDS=5 BTFVM_BENCH_KERNELS=bookworm,sid cargo bench --bench parallel
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+mod common;
+
+use common::median;
 
 fn run(root: &Path, kernels: &[&str], jobs: Option<usize>) -> Duration {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_btfvm"));
-    c.arg("run").arg("-q");
+    let mut c = common::btfvm_run(root, &[]);
     for k in kernels {
         c.args(["--kernel", k]);
     }
     if let Some(j) = jobs {
         c.arg("-j").arg(j.to_string());
     }
-    c.arg("--kernels-dir")
-        .arg(root.join("kernels"))
-        .arg("--scenarios")
-        .arg(root.join("scenarios"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
     let t = Instant::now();
     let st = c.status().expect("btfvm run");
     let d = t.elapsed();
